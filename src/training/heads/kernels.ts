@@ -1,0 +1,157 @@
+/**
+ * Clipped-gradient kernels for softmax cross-entropy on a linear head. Internally a head is a K x D matrix
+ * theta (D = d + 1 with a bias: the last column multiplies a constant feature 1).
+ *
+ * Per-example gradient of softmax CE: g_i = (p_i - e_{y_i}) x~_i^T, a rank-1 matrix whose Frobenius norm
+ * factorises: ||g_i|| = ||p_i - e_{y_i}|| * ||x~_i||. Clipping is therefore a per-example scalar
+ * c_i = min(1, C / ||g_i||) and the clipped sum is (P - Y)^T diag(c) X~, accumulated row by row.
+ * No per-example gradient is ever materialised.
+ */
+import { FeatureMatrix, LinearHead } from './types';
+
+/** ||x~_i||^2 for every row (including the bias coordinate 1 when withBias). */
+export function rowNormsSquared(features: FeatureMatrix, withBias: boolean): Float64Array {
+  const { rows, cols, data } = features;
+  const out = new Float64Array(rows);
+  const extra = withBias ? 1 : 0;
+  for (let i = 0; i < rows; i++) {
+    const o = i * cols;
+    let s = 0;
+    for (let j = 0; j < cols; j++) s += data[o + j] * data[o + j];
+    out[i] = s + extra;
+  }
+  return out;
+}
+
+/** Clip factor min(1, C / norm); 1 for a zero norm. */
+export function clipFactor(clip: number, norm: number): number {
+  return norm > clip ? clip / norm : 1;
+}
+
+/**
+ * Single pass for theta = 0: every p_i = (1/K, ..., 1/K), so ||g_i|| = sqrt((K-1)/K) ||x~_i|| and
+ * sum_i c_i (p - e_{y_i}) x~_i^T = (1/K) T - S_k for class row k, where S_k = sum_{y_i = k} c_i x~_i and
+ * T = sum_k S_k. Reads each feature row once (norm, then accumulate while it is in cache).
+ * Returns the K x D clipped gradient sum.
+ */
+export function zeroInitClippedGradientSum(
+  features: FeatureMatrix,
+  labels: Int32Array,
+  numClasses: number,
+  withBias: boolean,
+  clip: number,
+): Float64Array {
+  const { rows, cols, data } = features;
+  const K = numClasses;
+  const D = withBias ? cols + 1 : cols;
+  const sums = new Float64Array(K * D);
+  const pNorm = Math.sqrt((K - 1) / K);
+  const extra = withBias ? 1 : 0;
+  for (let i = 0; i < rows; i++) {
+    const o = i * cols;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    let j = 0;
+    for (; j + 3 < cols; j += 4) {
+      const a = data[o + j], b = data[o + j + 1], c = data[o + j + 2], d = data[o + j + 3];
+      s0 += a * a;
+      s1 += b * b;
+      s2 += c * c;
+      s3 += d * d;
+    }
+    for (; j < cols; j++) s0 += data[o + j] * data[o + j];
+    const norm = pNorm * Math.sqrt(s0 + s1 + s2 + s3 + extra);
+    const c = clipFactor(clip, norm);
+    const base = labels[i] * D;
+    for (let t = 0; t < cols; t++) sums[base + t] += c * data[o + t];
+    if (withBias) sums[base + cols] += c;
+  }
+  const total = new Float64Array(D);
+  for (let k = 0; k < K; k++) {
+    for (let t = 0; t < D; t++) total[t] += sums[k * D + t];
+  }
+  const grad = new Float64Array(K * D);
+  const invK = 1 / K;
+  for (let k = 0; k < K; k++) {
+    for (let t = 0; t < D; t++) grad[k * D + t] = total[t] * invK - sums[k * D + t];
+  }
+  return grad;
+}
+
+export interface GradientPass {
+  /** K x D sum of clipped per-example gradients over the included rows. */
+  gradSum: Float64Array;
+  /** Sum of (unclipped) per-example losses over the included rows (for diagnostics on public data only). */
+  lossSum: number;
+  included: number;
+}
+
+/**
+ * Clipped gradient sum at a general theta (K x D). `normsSq` are the ||x~_i||^2 from `rowNormsSquared`.
+ * `include` (optional) selects rows (Poisson sampling); rows not included contribute nothing.
+ */
+export function clippedGradientSum(
+  features: FeatureMatrix,
+  labels: Int32Array,
+  numClasses: number,
+  withBias: boolean,
+  theta: Float64Array,
+  normsSq: Float64Array,
+  clip: number,
+  include?: Uint8Array,
+): GradientPass {
+  const { rows, cols, data } = features;
+  const K = numClasses;
+  const D = withBias ? cols + 1 : cols;
+  const gradSum = new Float64Array(K * D);
+  const z = new Float64Array(K);
+  let lossSum = 0;
+  let included = 0;
+  for (let i = 0; i < rows; i++) {
+    if (include && include[i] === 0) continue;
+    included++;
+    const o = i * cols;
+    let zmax = -Infinity;
+    for (let k = 0; k < K; k++) {
+      const rk = k * D;
+      let s = withBias ? theta[rk + cols] : 0;
+      for (let t = 0; t < cols; t++) s += theta[rk + t] * data[o + t];
+      z[k] = s;
+      if (s > zmax) zmax = s;
+    }
+    let zsum = 0;
+    for (let k = 0; k < K; k++) {
+      z[k] = Math.exp(z[k] - zmax);
+      zsum += z[k];
+    }
+    const y = labels[i];
+    lossSum += Math.log(zsum) - Math.log(z[y]);
+    // z <- p - e_y, and its norm
+    let pn = 0;
+    for (let k = 0; k < K; k++) {
+      const v = z[k] / zsum - (k === y ? 1 : 0);
+      z[k] = v;
+      pn += v * v;
+    }
+    const c = clipFactor(clip, Math.sqrt(pn * normsSq[i]));
+    for (let k = 0; k < K; k++) {
+      const a = c * z[k];
+      if (a === 0) continue;
+      const rk = k * D;
+      for (let t = 0; t < cols; t++) gradSum[rk + t] += a * data[o + t];
+      if (withBias) gradSum[rk + cols] += a;
+    }
+  }
+  return { gradSum, lossSum, included };
+}
+
+/** Splits a K x D theta into a LinearHead (weights K x d, bias K or null). */
+export function thetaToHead(theta: Float64Array, numClasses: number, dim: number, withBias: boolean): LinearHead {
+  const D = withBias ? dim + 1 : dim;
+  const weights = new Float64Array(numClasses * dim);
+  const bias = withBias ? new Float64Array(numClasses) : null;
+  for (let k = 0; k < numClasses; k++) {
+    weights.set(theta.subarray(k * D, k * D + dim), k * dim);
+    if (bias) bias[k] = theta[k * D + dim];
+  }
+  return { numClasses, dim, weights, bias };
+}
