@@ -1,0 +1,127 @@
+/**
+ * Configuration, read once from the environment and validated before anything starts. A bad value stops
+ * the process with one line naming the variable and what is expected (see ConfigError).
+ */
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type ProcessRole = 'all' | 'api' | 'worker';
+
+export interface AppConfig {
+  nodeEnv: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  /** Unset: the embedded PostgreSQL under dataDir/postgres is used. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  artifactDir: string;
+  logLevel: LogLevel;
+  role: ProcessRole;
+  graphql: {
+    introspection: boolean;
+    playground: boolean;
+    maxDepth: number;
+    maxCost: number;
+  };
+  otel: {
+    serviceName: string;
+    tracesEndpoint: string | undefined;
+  };
+  worker: {
+    concurrency: number;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    expected: string,
+    got: string | undefined,
+  ) {
+    super(`Invalid configuration: ${variable} must be ${expected}${got === undefined ? ' (it is not set)' : ` (got "${got}")`}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(name, `an integer from ${min} to ${max}`, raw);
+  }
+  return value;
+}
+
+function readBool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(name, 'true or false', raw);
+}
+
+function readEnum<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(name, `one of ${allowed.join(', ')}`, raw);
+  return raw as T;
+}
+
+function readUrl(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `a URL (${protocols.join(' or ')})`, redact(raw));
+  }
+  if (!protocols.includes(url.protocol)) throw new ConfigError(name, `a URL (${protocols.join(' or ')})`, redact(raw));
+  return raw;
+}
+
+/** Hides the password of a connection URL so that it can appear in messages. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  }
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const nodeEnv = readEnum(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development');
+  const dataDir = resolve(env.DATA_DIR || 'var');
+  return {
+    nodeEnv,
+    port: readInt(env, 'PORT', 3000, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    databaseUrl: readUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    dataDir,
+    artifactDir: resolve(env.ARTIFACT_DIR || resolve(dataDir, 'artifacts')),
+    logLevel: readEnum(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
+    role: readEnum(env, 'PRIVATUNE_ROLE', ['all', 'api', 'worker'] as const, 'all'),
+    graphql: {
+      introspection: readBool(env, 'GRAPHQL_INTROSPECTION', nodeEnv !== 'production'),
+      playground: readBool(env, 'GRAPHQL_PLAYGROUND', nodeEnv === 'development'),
+      maxDepth: readInt(env, 'GRAPHQL_MAX_DEPTH', 12, 1, 100),
+      maxCost: readInt(env, 'GRAPHQL_MAX_COST', 5000, 1, 10_000_000),
+    },
+    otel: {
+      serviceName: env.OTEL_SERVICE_NAME || 'privatune',
+      tracesEndpoint: readUrl(env, 'OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
+    },
+    worker: {
+      concurrency: readInt(env, 'WORKER_CONCURRENCY', 1, 0, Math.max(1, cpus().length * 4)),
+    },
+  };
+}
+
+/** Injection token for AppConfig. */
+export const APP_CONFIG = Symbol('APP_CONFIG');

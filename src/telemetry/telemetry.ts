@@ -1,0 +1,52 @@
+/**
+ * OpenTelemetry, started before NestJS so that http, express, graphql and pg are instrumented when they
+ * load. Metrics are always collected and served at /metrics in Prometheus text format (the exporter runs
+ * without its own server; the platform's MetricsController serves it). Traces are exported over OTLP/HTTP
+ * when OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise spans are still created (trace ids in logs, trace
+ * context carried into jobs) but not exported.
+ */
+import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
+import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import type { AppConfig } from '../config/config';
+
+let exporter: PrometheusExporter | undefined;
+let sdk: NodeSDK | undefined;
+
+export function startTelemetry(config: Pick<AppConfig, 'otel'>): void {
+  if (sdk) return;
+  exporter = new PrometheusExporter({ preventServerStart: true });
+  const endpoint = config.otel.tracesEndpoint?.replace(/\/+$/, '');
+  sdk = new NodeSDK({
+    serviceName: config.otel.serviceName,
+    metricReaders: [exporter],
+    spanProcessors: endpoint
+      ? [new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }))]
+      : [new tracing.NoopSpanProcessor()],
+    instrumentations: [
+      // Headers are not recorded by default, so Authorization (the API key) never lands in a span.
+      new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => req.url === '/metrics' || req.url?.startsWith('/health') === true }),
+      new ExpressInstrumentation(),
+      new GraphQLInstrumentation({ mergeItems: true, ignoreTrivialResolveSpans: true }),
+      // Statement text only; parameter values (which could hold key hashes) are not recorded.
+      new PgInstrumentation({ enhancedDatabaseReporting: false }),
+    ],
+  });
+  sdk.start();
+}
+
+/** The Prometheus exporter that /metrics reads; started lazily when telemetry was not (e.g. in the CLI). */
+export function prometheusExporter(): PrometheusExporter {
+  if (!exporter) throw new Error('telemetry not started');
+  return exporter;
+}
+
+export async function stopTelemetry(): Promise<void> {
+  const s = sdk;
+  sdk = undefined;
+  await s?.shutdown().catch(() => undefined);
+}

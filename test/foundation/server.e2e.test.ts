@@ -1,0 +1,134 @@
+/**
+ * End to end over HTTP against the real server process on a real PostgreSQL (DATABASE_URL): readiness,
+ * API keys from the CLI and GraphQL, UNAUTHENTICATED / FORBIDDEN, revocation, query limits, /metrics,
+ * clean SIGTERM and a restart on the same data.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createTestDatabase, TestDatabase } from '../support/database';
+import { gql, runCli, ServerProcess, startServer, waitReady } from '../support/server';
+
+describe('server end to end (DATABASE_URL)', () => {
+  let db: TestDatabase;
+  let server: ServerProcess;
+  let adminKey: string;
+  const env = () => ({ DATABASE_URL: db.url, GRAPHQL_MAX_DEPTH: '4', GRAPHQL_MAX_COST: '300' });
+
+  before(async () => {
+    db = await createTestDatabase({ migrate: false }); // the server applies migrations itself
+    server = await startServer(env());
+  });
+  after(async () => {
+    await server?.stop('SIGKILL');
+    await db?.drop();
+  });
+
+  it('is live and ready once migrations are applied', async () => {
+    await waitReady(server.url);
+    const live = await fetch(`${server.url}/health/live`);
+    assert.equal(live.status, 200);
+    const ready = (await (await fetch(`${server.url}/health/ready`)).json()) as { status: string; checks: { database: string } };
+    assert.equal(ready.status, 'ok');
+    assert.equal(ready.checks.database, 'ok');
+  });
+
+  it('creates the first admin key from the CLI, printed once on stdout', async () => {
+    const out = await runCli(['apikey', 'create', '--role', 'admin', '--name', 'ops'], env());
+    assert.equal(out.code, 0, out.stderr);
+    adminKey = out.stdout.trim();
+    assert.match(adminKey, /^ptk_[0-9a-f]{8}_[A-Za-z0-9_-]{32}$/);
+    assert.match(out.stderr, /shown only this once/);
+  });
+
+  it('answers `me` for a valid key', async () => {
+    const res = await gql(server.url, '{ me { id name role } }', undefined, adminKey);
+    assert.equal(res.errors, undefined);
+    assert.equal(res.data.me.name, 'ops');
+    assert.equal(res.data.me.role, 'ADMIN');
+  });
+
+  it('refuses a missing or bad key with UNAUTHENTICATED', async () => {
+    const none = await gql(server.url, '{ me { id } }');
+    assert.equal(none.errors?.[0].extensions?.code, 'UNAUTHENTICATED');
+    const bad = await gql(server.url, '{ me { id } }', undefined, 'ptk_00000000_' + 'x'.repeat(32));
+    assert.equal(bad.errors?.[0].extensions?.code, 'UNAUTHENTICATED');
+    const garbage = await gql(server.url, '{ me { id } }', undefined, 'not a key');
+    assert.equal(garbage.errors?.[0].extensions?.code, 'UNAUTHENTICATED');
+  });
+
+  it('refuses an operation outside the role with FORBIDDEN, and revocation takes effect at once', async () => {
+    const created = await gql(
+      server.url,
+      'mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key apiKey { id role keyPrefix } } }',
+      { i: { name: 'audit', role: 'AUDITOR' } },
+      adminKey,
+    );
+    assert.equal(created.errors, undefined);
+    const auditorKey: string = created.data.createApiKey.key;
+    assert.ok(auditorKey.startsWith(created.data.createApiKey.apiKey.keyPrefix));
+
+    const me = await gql(server.url, '{ me { role } }', undefined, auditorKey);
+    assert.equal(me.data.me.role, 'AUDITOR');
+    const forbidden = await gql(server.url, '{ apiKeys { edges { node { id } } } }', undefined, auditorKey);
+    assert.equal(forbidden.errors?.[0].extensions?.code, 'FORBIDDEN');
+    const forbiddenMutation = await gql(server.url, 'mutation { createApiKey(input: {name: "x", role: ADMIN}) { key } }', undefined, auditorKey);
+    assert.equal(forbiddenMutation.errors?.[0].extensions?.code, 'FORBIDDEN');
+
+    const listed = await gql(server.url, '{ apiKeys(first: 10) { edges { node { name } } pageInfo { hasNextPage } } }', undefined, adminKey);
+    assert.deepEqual(listed.data.apiKeys.edges.map((e: any) => e.node.name).sort(), ['audit', 'ops']);
+
+    const revoked = await gql(
+      server.url,
+      'mutation($i: RevokeApiKeyInput!) { revokeApiKey(input: $i) { revokedAt } }',
+      { i: { id: created.data.createApiKey.apiKey.id } },
+      adminKey,
+    );
+    assert.ok(revoked.data.revokeApiKey.revokedAt);
+    const after = await gql(server.url, '{ me { role } }', undefined, auditorKey);
+    assert.equal(after.errors?.[0].extensions?.code, 'UNAUTHENTICATED');
+  });
+
+  it('rejects a query costlier than the limit with QUERY_TOO_COSTLY', async () => {
+    const costly = await gql(server.url, '{ apiKeys(first: 100) { edges { node { id name role keyPrefix createdAt } } } }', undefined, adminKey);
+    assert.equal(costly.errors?.[0].extensions?.code, 'QUERY_TOO_COSTLY');
+    assert.ok((costly.errors?.[0].extensions?.cost as number) > 300);
+    const cheap = await gql(server.url, '{ apiKeys(first: 5) { edges { node { id } } } }', undefined, adminKey);
+    assert.equal(cheap.errors, undefined);
+  });
+
+  it('serves OpenTelemetry metrics in Prometheus format', async () => {
+    const res = await fetch(`${server.url}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /# TYPE \w+ (histogram|counter|gauge)/);
+    assert.match(text, /http_server_(request_)?duration/);
+    assert.doesNotMatch(text, new RegExp(adminKey));
+  });
+
+  it('never writes the key or the database password into its logs', () => {
+    const all = server.logs.join('\n');
+    assert.doesNotMatch(all, new RegExp(adminKey));
+    const password = new URL(db.url).password;
+    if (password) assert.doesNotMatch(all, new RegExp(password));
+    assert.ok(server.logs.some((l) => /"requestId"/.test(l)) || server.logs.length > 0);
+  });
+
+  it('stops cleanly on SIGTERM and starts again on the same data (here with a depth limit of 3)', async () => {
+    const code = await server.stop('SIGTERM');
+    assert.equal(code, 0);
+    server = await startServer({ ...env(), GRAPHQL_MAX_DEPTH: '3' });
+    await waitReady(server.url);
+    const res = await gql(server.url, '{ me { name } }', undefined, adminKey);
+    assert.equal(res.data.me.name, 'ops');
+  });
+
+  it('rejects a query deeper than the limit with QUERY_TOO_DEEP, fragments included', async () => {
+    const deep = await gql(server.url, '{ apiKeys { edges { node { id } } } }', undefined, adminKey);
+    assert.equal(deep.errors?.[0].extensions?.code, 'QUERY_TOO_DEEP');
+    assert.equal(deep.data ?? null, null);
+    const viaFragment = await gql(server.url, '{ ...Q } fragment Q on Query { apiKeys { edges { ...E } } } fragment E on ApiKeyEdge { node { id } }', undefined, adminKey);
+    assert.equal(viaFragment.errors?.[0].extensions?.code, 'QUERY_TOO_DEEP');
+    const shallow = await gql(server.url, '{ apiKeys { pageInfo { hasNextPage } } }', undefined, adminKey);
+    assert.equal(shallow.errors, undefined);
+  });
+});
