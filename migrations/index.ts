@@ -1,0 +1,5 @@
+/** Every migration, in order. Listed explicitly (not globbed) so that a build never misses or reorders one. */
+import { ApiKeys1764300000000 } from './1764300000000-api-keys';
+import { DatasetsLedger1764300100000 } from './1764300100000-datasets-ledger';
+
+export const migrations = [ApiKeys1764300000000, DatasetsLedger1764300100000];
