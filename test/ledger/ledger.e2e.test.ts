@@ -308,6 +308,15 @@ describe('privacy ledger end to end', () => {
     });
   });
 
+  it('exports budget gauges and ledger operation counts at /metrics', async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(text, /privatune_dataset_epsilon_spent\{[^}]*dataset="ds-1"[^}]*\} 0/);
+    assert.match(text, /privatune_dataset_epsilon_limit\{[^}]*dataset="ds-1"[^}]*\} 8/);
+    const refusals = text.split('\n').filter((l) => l.startsWith('privatune_ledger_operations_total{') && l.includes('kind="external_release"') && l.includes('outcome="insufficient_budget"'));
+    assert.equal(refusals.length, 1);
+    assert.ok(Number(refusals[0].split(' ').pop()) >= 33, refusals[0]);
+  });
+
   describe('crash between reservation and commit', () => {
     it('keeps the reservation counted across a kill -9 and lets it be resolved afterwards', async () => {
       const ds = await register();

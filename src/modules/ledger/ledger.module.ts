@@ -1,9 +1,10 @@
 import { Module } from '@nestjs/common';
 import { DatasetsModule } from '../datasets/datasets.module';
+import { LedgerMetrics } from './ledger.metrics';
 import { DatasetLedgerResolver, LedgerResolver } from './ledger.resolver';
 
 @Module({
   imports: [DatasetsModule],
-  providers: [LedgerResolver, DatasetLedgerResolver],
+  providers: [LedgerResolver, DatasetLedgerResolver, LedgerMetrics],
 })
 export class LedgerModule {}

@@ -8,7 +8,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
-import { BadInputError, ConflictError, NotFoundError, PreconditionFailedError } from '../../common/errors/domain-errors';
+import { BadInputError, ConflictError, DomainError, NotFoundError, PreconditionFailedError } from '../../common/errors/domain-errors';
 import { isUuid } from '../../common/uuid';
 import { parsePrivacyEvents, PrivacyEvent } from '../../privacy';
 import type { Principal } from '../auth/principal';
@@ -17,6 +17,7 @@ import { BudgetState, budgetState, composedEpsilon } from './budget';
 import { canonicalJson, ChainVerification, entryHash, GENESIS_HASH, verifyChain } from './hash-chain';
 import { LedgerEntry, LedgerEntryKind } from './ledger-entry.entity';
 import { InsufficientBudgetError } from './ledger.errors';
+import { ledgerOperations } from './ledger.metrics';
 import { Reservation, ReservationStatus } from './reservation.entity';
 
 export interface SpendRequest {
@@ -48,12 +49,12 @@ export class LedgerService {
 
   /** Reserves budget for releases about to be made. Refused with InsufficientBudgetError if it would overspend. */
   reserve(req: SpendRequest, tx?: Tx): Promise<SpendResult> {
-    return this.spend(req, 'reserve', tx);
+    return counted('reservation', this.spend(req, 'reserve', tx));
   }
 
   /** Records a release made outside the platform: reserve and commit in one step, with the same check. */
   recordExternalRelease(req: SpendRequest): Promise<SpendResult> {
-    return this.spend(req, 'external');
+    return counted('external_release', this.spend(req, 'external'));
   }
 
   private async spend(req: SpendRequest, mode: 'reserve' | 'external', outer?: Tx): Promise<SpendResult> {
@@ -133,12 +134,12 @@ export class LedgerService {
 
   /** Commits an open reservation: its events become spent. Committing twice is a no-op that returns the state. */
   commit(reservationId: string, requester: Principal | null, details: Record<string, unknown> = {}, tx?: Tx): Promise<Reservation> {
-    return this.resolve(reservationId, 'commit', requester, details, tx);
+    return counted('commit', this.resolve(reservationId, 'commit', requester, details, tx));
   }
 
   /** Aborts an open reservation, allowed only when nothing was released under it. */
   abort(reservationId: string, requester: Principal | null, details: Record<string, unknown> = {}, tx?: Tx): Promise<Reservation> {
-    return this.resolve(reservationId, 'abort', requester, details, tx);
+    return counted('abort', this.resolve(reservationId, 'abort', requester, details, tx));
   }
 
   private async resolve(reservationId: string, action: 'commit' | 'abort', requester: Principal | null, details: Record<string, unknown>, outer?: Tx): Promise<Reservation> {
@@ -316,6 +317,19 @@ export class LedgerService {
     const entry = tx.create(LedgerEntry, { ...fields, hash: entryHash(fields) });
     await tx.getRepository(LedgerEntry).insert(entry as never); // jsonb columns defeat TypeORM's deep-partial typing
     return entry;
+  }
+}
+
+/** Counts the operation in privatune_ledger_operations by outcome. */
+async function counted<T>(kind: string, work: Promise<T>): Promise<T> {
+  try {
+    const result = await work;
+    ledgerOperations.add(1, { kind, outcome: 'ok' });
+    return result;
+  } catch (err) {
+    const outcome = err instanceof InsufficientBudgetError ? 'insufficient_budget' : err instanceof DomainError || (err as { code?: string }).code === 'INVALID_PRIVACY_INPUT' ? 'invalid' : 'error';
+    ledgerOperations.add(1, { kind, outcome });
+    throw err;
   }
 }
 
