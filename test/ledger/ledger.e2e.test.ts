@@ -4,6 +4,7 @@
  * crash between reservation and commit, exports, history and access rules.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -315,6 +316,13 @@ describe('privacy ledger end to end', () => {
     const refusals = text.split('\n').filter((l) => l.startsWith('privatune_ledger_operations_total{') && l.includes('kind="external_release"') && l.includes('outcome="insufficient_budget"'));
     assert.equal(refusals.length, 1);
     assert.ok(Number(refusals[0].split(' ').pop()) >= 33, refusals[0]);
+
+    // Every metric the provisioned Grafana dashboard queries is one the platform really exports.
+    const dashboard = JSON.parse(readFileSync(join(__dirname, '../../../deploy/grafana/dashboards/privatune.json'), 'utf8'));
+    const exported = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
+    const queried = dashboard.panels.flatMap((p: any) => p.targets.flatMap((t: any) => t.expr.match(/\b(privatune|http|db)_[a-z_]+/g) ?? []));
+    assert.ok(queried.length >= 6);
+    for (const name of queried) assert.ok(exported.has(name), `${name} is exported`);
   });
 
   describe('crash between reservation and commit', () => {
