@@ -1,5 +1,6 @@
 /** Every migration, in order. Listed explicitly (not globbed) so that a build never misses or reorders one. */
 import { ApiKeys1764300000000 } from './1764300000000-api-keys';
 import { DatasetsLedger1764300100000 } from './1764300100000-datasets-ledger';
+import { FinetuneJobsModels1764300200000 } from './1764300200000-finetune-jobs-models';
 
-export const migrations = [ApiKeys1764300000000, DatasetsLedger1764300100000];
+export const migrations = [ApiKeys1764300000000, DatasetsLedger1764300100000, FinetuneJobsModels1764300200000];

@@ -17,6 +17,7 @@ import { HealthModule } from './modules/health/health.module';
 import { LedgerModule } from './modules/ledger/ledger.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
 import { PrivacyModule } from './modules/privacy/privacy.module';
+import { TrainingModule } from './training/training.module';
 
 /** Provides the validated configuration to every module. */
 @Global()
@@ -58,6 +59,7 @@ export class AppModule implements NestModule {
         PrivacyModule,
         DatasetsModule,
         LedgerModule,
+        TrainingModule,
       ],
     };
   }

@@ -30,6 +30,10 @@ export interface AppConfig {
   };
   worker: {
     concurrency: number;
+    /** How often a running job proves its worker alive; jobs silent for 3x this are recovered. */
+    heartbeatMs: number;
+    /** How often an idle worker looks for queued jobs. */
+    pollMs: number;
   };
 }
 
@@ -119,6 +123,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     worker: {
       concurrency: readInt(env, 'WORKER_CONCURRENCY', 1, 0, Math.max(1, cpus().length * 4)),
+      heartbeatMs: readInt(env, 'JOB_HEARTBEAT_MS', 10_000, 100, 3_600_000),
+      pollMs: readInt(env, 'JOB_POLL_MS', 1_000, 10, 600_000),
     },
   };
 }

@@ -88,6 +88,22 @@ describe('symmetric eigensolver', () => {
     assert.ok(maxAbsDiff(reconstructFromEigen(e), r1) < 1e-10 * uu);
   });
 
+  it('converges on rank-deficient Gram matrices (clusters of zero eigenvalues)', () => {
+    for (const [n, rank] of [
+      [120, 10],
+      [301, 40],
+    ]) {
+      const b = randomSymmetric(Math.max(n, rank), n * 3 + rank).subarray(0, rank * n); // rank x n
+      const g = new Float64Array(n * n);
+      for (let r = 0; r < rank; r++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) g[i * n + j] += b[r * n + i] * b[r * n + j];
+      const e = symmetricEigen(g, n);
+      const scale = e.values[n - 1];
+      assert.ok(maxAbsDiff(reconstructFromEigen(e), g) < 1e-12 * n * scale);
+      assert.ok(maxAbs(e.values.subarray(0, n - rank)) < 1e-12 * n * scale);
+      assert.ok(e.values[n - rank] > 1e-3 * scale);
+    }
+  });
+
   it('PSD projection: clips negative eigenvalues, is the identity on PSD matrices, idempotent', () => {
     const n = 40;
     const a = randomSymmetric(n, 5);

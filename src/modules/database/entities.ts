@@ -4,5 +4,7 @@ import { DatasetGrant } from '../datasets/dataset-grant.entity';
 import { Dataset } from '../datasets/dataset.entity';
 import { LedgerEntry } from '../ledger/ledger-entry.entity';
 import { Reservation } from '../ledger/reservation.entity';
+import { TrainedModel } from '../../serving/models/model.entity';
+import { FinetuneJob } from '../../training/jobs/finetune-job.entity';
 
-export const entities = [ApiKey, Dataset, DatasetGrant, LedgerEntry, Reservation];
+export const entities = [ApiKey, Dataset, DatasetGrant, LedgerEntry, Reservation, FinetuneJob, TrainedModel];

@@ -40,7 +40,7 @@ function toBudget(s: BudgetState): Budget {
   return Object.assign(new Budget(), s);
 }
 
-function toInsufficient(err: unknown): InsufficientBudgetErrorObject | undefined {
+export function toInsufficientBudgetObject(err: unknown): InsufficientBudgetErrorObject | undefined {
   if (!(err instanceof InsufficientBudgetError)) return undefined;
   return Object.assign(new InsufficientBudgetErrorObject(), {
     message: err.message,
@@ -100,7 +100,7 @@ export class LedgerResolver {
         idempotencyKey: input.idempotencyKey ?? undefined,
       });
       return this.reservationObject(r.reservation, r.replayed);
-    }, toInsufficient) as Promise<typeof SpendBudgetResult>;
+    }, toInsufficientBudgetObject) as Promise<typeof SpendBudgetResult>;
   }
 
   @Roles(Role.DATA_STEWARD)
@@ -116,7 +116,7 @@ export class LedgerResolver {
         idempotencyKey: input.idempotencyKey ?? undefined,
       });
       return this.reservationObject(r.reservation, r.replayed);
-    }, toInsufficient) as Promise<typeof SpendBudgetResult>;
+    }, toInsufficientBudgetObject) as Promise<typeof SpendBudgetResult>;
   }
 
   @Roles(Role.DATA_STEWARD)

@@ -31,8 +31,11 @@ export function clipFactor(clip: number, norm: number): number {
 /**
  * Single pass for theta = 0: every p_i = (1/K, ..., 1/K), so ||g_i|| = sqrt((K-1)/K) ||x~_i|| and
  * sum_i c_i (p - e_{y_i}) x~_i^T = (1/K) T - S_k for class row k, where S_k = sum_{y_i = k} c_i x~_i and
- * T = sum_k S_k. Reads each feature row once (norm, then accumulate while it is in cache).
- * Returns the K x D clipped gradient sum.
+ * T = sum_k S_k. Returns the K x D clipped gradient sum.
+ *
+ * Each row is read once from memory (its norm is computed on arrival). To cut the read-modify-write
+ * traffic on the class accumulators, up to three rows per class are held back (by index; they stay in
+ * cache) and flushed together with the fourth: one accumulator update per four feature entries.
  */
 export function zeroInitClippedGradientSum(
   features: FeatureMatrix,
@@ -47,6 +50,9 @@ export function zeroInitClippedGradientSum(
   const sums = new Float64Array(K * D);
   const pNorm = Math.sqrt((K - 1) / K);
   const extra = withBias ? 1 : 0;
+  const heldRow = new Int32Array(K * 3);
+  const heldClip = new Float64Array(K * 3);
+  const held = new Int32Array(K);
   for (let i = 0; i < rows; i++) {
     const o = i * cols;
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -59,11 +65,32 @@ export function zeroInitClippedGradientSum(
       s3 += d * d;
     }
     for (; j < cols; j++) s0 += data[o + j] * data[o + j];
-    const norm = pNorm * Math.sqrt(s0 + s1 + s2 + s3 + extra);
-    const c = clipFactor(clip, norm);
-    const base = labels[i] * D;
-    for (let t = 0; t < cols; t++) sums[base + t] += c * data[o + t];
-    if (withBias) sums[base + cols] += c;
+    const c = clipFactor(clip, pNorm * Math.sqrt(s0 + s1 + s2 + s3 + extra));
+    const k = labels[i];
+    const m = held[k];
+    if (m < 3) {
+      heldRow[k * 3 + m] = i;
+      heldClip[k * 3 + m] = c;
+      held[k] = m + 1;
+      continue;
+    }
+    held[k] = 0;
+    const o0 = heldRow[k * 3] * cols, o1 = heldRow[k * 3 + 1] * cols, o2 = heldRow[k * 3 + 2] * cols;
+    const c0 = heldClip[k * 3], c1 = heldClip[k * 3 + 1], c2 = heldClip[k * 3 + 2];
+    const base = k * D;
+    for (let t = 0; t < cols; t++) {
+      sums[base + t] += c0 * data[o0 + t] + c1 * data[o1 + t] + (c2 * data[o2 + t] + c * data[o + t]);
+    }
+    if (withBias) sums[base + cols] += c0 + c1 + c2 + c;
+  }
+  for (let k = 0; k < K; k++) {
+    const base = k * D;
+    for (let q = 0; q < held[k]; q++) {
+      const oq = heldRow[k * 3 + q] * cols;
+      const cq = heldClip[k * 3 + q];
+      for (let t = 0; t < cols; t++) sums[base + t] += cq * data[oq + t];
+      if (withBias) sums[base + cols] += cq;
+    }
   }
   const total = new Float64Array(D);
   for (let k = 0; k < K; k++) {

@@ -167,13 +167,18 @@ function householderQt(a: Float64Array, n: number, betas: Float64Array): Float64
  * eigen-coordinates i, i+1 is applied to rows i and i+1 of `vt` (which starts as Q^T and ends as V^T).
  */
 function tridiagonalQl(diag: Float64Array, off: Float64Array, vt: Float64Array, n: number): void {
+  // Deflation threshold relative to the matrix norm (not to the neighbouring diagonal entries): with a
+  // purely local test, clusters of (near-)zero eigenvalues, as in rank-deficient Gram matrices, never
+  // deflate. An absolute threshold EPS * ||T|| keeps the result backward stable.
+  let norm = 0;
+  for (let i = 0; i < n; i++) norm = Math.max(norm, Math.abs(diag[i]) + Math.abs(off[i]) + (i > 0 ? Math.abs(off[i - 1]) : 0));
+  const tol = EPS * norm;
   for (let l = 0; l < n; l++) {
     let iterations = 0;
     for (;;) {
       let m = l;
       for (; m < n - 1; m++) {
-        const dd = Math.abs(diag[m]) + Math.abs(diag[m + 1]);
-        if (Math.abs(off[m]) <= EPS * dd) break;
+        if (Math.abs(off[m]) <= tol) break;
       }
       if (m === l) break;
       if (++iterations > 60) {

@@ -1,0 +1,72 @@
+/**
+ * Trains the chosen DP head on raw backbone features: public-statistics preprocessing (costs no privacy),
+ * then the method's noisy releases. The caller has already reserved exactly `finetuneEvents(options, sigma)`
+ * and marked the reservation released; this function checks that the head performed exactly those.
+ */
+import type { PrivacyEvent } from '../../privacy';
+import { compactEvents } from '../../modules/ledger/budget';
+import { canonicalJson } from '../../modules/ledger/hash-chain';
+import type { FeaturePreprocessing } from '../../serving/models/model.entity';
+import { PublicFeatureStats } from '../backbones';
+import { FeatureMatrix, HeadResult, l2NormalizeRows, NoiseSource, preprocessFeatures, trainDpSgd, trainLeastSquares, trainSingleStep } from '../heads';
+import { finetuneEvents, ResolvedFinetuneOptions } from '../jobs/finetune-options';
+
+export function featurePreprocessingFor(stats: PublicFeatureStats | undefined): FeaturePreprocessing {
+  return stats
+    ? { kind: 'l2-zscore-l2', mean: stats.mean, std: stats.std, statsSource: `${stats.dataset} (${stats.count} public images, ${stats.engine})` }
+    : { kind: 'l2' };
+}
+
+/** The same preprocessing at training and at serving time. */
+export function applyFeaturePreprocessing(features: FeatureMatrix, p: FeaturePreprocessing): FeatureMatrix {
+  if (p.kind === 'l2') return l2NormalizeRows(features);
+  return preprocessFeatures(features, { mean: Float64Array.from(p.mean!), std: Float64Array.from(p.std!) });
+}
+
+export function trainHead(p: {
+  features: FeatureMatrix;
+  labels: Int32Array;
+  numClasses: number;
+  declaredSize: number;
+  options: ResolvedFinetuneOptions;
+  noiseMultiplier: number;
+  noise: NoiseSource;
+  allowInsecureNoise?: boolean;
+  onProgress?: (step: number, total: number) => void;
+}): HeadResult {
+  const { options: o } = p;
+  const privacy = { noiseMultiplier: p.noiseMultiplier, clipNorm: o.clipNorm, noise: p.noise, allowInsecureNoise: p.allowInsecureNoise };
+  let head: HeadResult;
+  switch (o.method) {
+    case 'LEAST_SQUARES':
+      head = trainLeastSquares(p.features, p.labels, { ...privacy, numClasses: p.numClasses, ridge: o.ridge ?? undefined, fitBias: o.fitBias });
+      break;
+    case 'SINGLE_STEP':
+      head = trainSingleStep(p.features, p.labels, { ...privacy, numClasses: p.numClasses, declaredSize: p.declaredSize, learningRate: o.learningRate, fitBias: o.fitBias });
+      break;
+    case 'DP_SGD':
+      head = trainDpSgd(p.features, p.labels, {
+        ...privacy,
+        numClasses: p.numClasses,
+        declaredSize: p.declaredSize,
+        steps: o.steps,
+        samplingRate: o.samplingRate,
+        optimizer: o.optimizer.toLowerCase() as 'sgd' | 'adam' | 'lamb',
+        learningRate: o.learningRate,
+        momentum: o.momentum,
+        fitBias: o.fitBias,
+        schedule: 'cosine',
+        onProgress: p.onProgress,
+      });
+      break;
+  }
+  assertSameEvents(head.events, finetuneEvents(o, p.noiseMultiplier));
+  return head;
+}
+
+/** The ledger must hold exactly what ran: a head that performed other releases is a bug, never stored. */
+export function assertSameEvents(performed: PrivacyEvent[], reserved: PrivacyEvent[]): void {
+  if (canonicalJson(compactEvents(performed)) !== canonicalJson(compactEvents(reserved))) {
+    throw new Error(`releases performed ${canonicalJson(performed)} differ from those reserved ${canonicalJson(reserved)}`);
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Finetune request options: validation, documented defaults and the exact privacy events each method
+ * performs. Defaults were fixed from the method papers and public data only (METHOD.md), never by looking
+ * at private data or test labels:
+ * - LEAST_SQUARES (default): clip norm 1 on unit-norm features (so clipping is a no-op), ridge lambda = 10 sigma.
+ * - SINGLE_STEP: clip norm 1, zero init, learning rate 1 (from zero init the prediction does not depend on it).
+ * - DP_SGD: 300 full-batch steps, SGD with momentum 0.9, learning rate 0.5, clip norm 1, cosine schedule.
+ */
+import { BadInputError } from '../../common/errors/domain-errors';
+import { calibrateNoiseMultiplier, PrivacyEvent } from '../../privacy';
+import type { BackboneSpec } from '../backbones';
+import { resolveFeatureLayer, resolveInputSize } from '../backbones';
+
+export type FinetuneMethod = 'LEAST_SQUARES' | 'SINGLE_STEP' | 'DP_SGD';
+export type OptimizerChoice = 'SGD' | 'ADAM' | 'LAMB';
+
+export interface FinetuneOptionsInput {
+  method?: FinetuneMethod;
+  featureLayer?: string;
+  inputSize?: number;
+  clipNorm?: number;
+  /** LEAST_SQUARES: ridge lambda; default 10 * sigma. */
+  ridge?: number;
+  /** DP_SGD */
+  steps?: number;
+  samplingRate?: number;
+  optimizer?: OptimizerChoice;
+  learningRate?: number;
+  momentum?: number;
+  fitBias?: boolean;
+  /** Optional PUBLIC evaluation data (not charged): accuracy is reported as a plain number. */
+  publicEvaluation?: { format: 'IDX' | 'IMAGE_FOLDER'; location: string };
+}
+
+export interface ResolvedFinetuneOptions {
+  method: FinetuneMethod;
+  backboneId: string;
+  featureLayer: string;
+  inputSize: number;
+  clipNorm: number;
+  ridge: number | null;
+  steps: number;
+  samplingRate: number;
+  optimizer: OptimizerChoice;
+  learningRate: number;
+  momentum: number;
+  fitBias: boolean;
+  publicEvaluation: { format: 'IDX' | 'IMAGE_FOLDER'; location: string } | null;
+}
+
+const positive = (v: number | undefined, name: string, fallback: number, max = Number.MAX_VALUE): number => {
+  if (v === undefined || v === null) return fallback;
+  if (!Number.isFinite(v) || v <= 0 || v > max) throw new BadInputError(`${name} must be a positive number${max < Number.MAX_VALUE ? ` up to ${max}` : ''}`, { field: name });
+  return v;
+};
+
+export function resolveFinetuneOptions(input: FinetuneOptionsInput, backbone: BackboneSpec): ResolvedFinetuneOptions {
+  const method = input.method ?? 'LEAST_SQUARES';
+  if (!['LEAST_SQUARES', 'SINGLE_STEP', 'DP_SGD'].includes(method)) throw new BadInputError(`unknown method ${method}`, { field: 'method' });
+  let layer;
+  let inputSize;
+  try {
+    layer = resolveFeatureLayer(backbone, input.featureLayer ?? undefined);
+    inputSize = resolveInputSize(backbone, layer, input.inputSize ?? undefined);
+  } catch (err) {
+    throw new BadInputError((err as Error).message, { field: input.featureLayer ? 'featureLayer' : 'inputSize' });
+  }
+  const steps = method === 'DP_SGD' ? positive(input.steps, 'steps', 300, 100_000) : method === 'LEAST_SQUARES' ? 2 : 1;
+  if (method === 'DP_SGD' && !Number.isInteger(steps)) throw new BadInputError('steps must be an integer', { field: 'steps' });
+  const samplingRate = method === 'DP_SGD' ? positive(input.samplingRate, 'samplingRate', 1, 1) : 1;
+  if (method !== 'DP_SGD' && (input.steps !== undefined || input.samplingRate !== undefined)) {
+    throw new BadInputError(`steps and samplingRate apply to DP_SGD only`, { field: input.steps !== undefined ? 'steps' : 'samplingRate' });
+  }
+  const optimizer = input.optimizer ?? 'SGD';
+  if (!['SGD', 'ADAM', 'LAMB'].includes(optimizer)) throw new BadInputError(`unknown optimizer ${optimizer}`, { field: 'optimizer' });
+  const momentum = input.momentum ?? 0.9;
+  if (!Number.isFinite(momentum) || momentum < 0 || momentum >= 1) throw new BadInputError('momentum must be in [0, 1)', { field: 'momentum' });
+  return {
+    method,
+    backboneId: backbone.id,
+    featureLayer: layer.name,
+    inputSize,
+    clipNorm: positive(input.clipNorm, 'clipNorm', 1),
+    ridge: method === 'LEAST_SQUARES' && input.ridge !== undefined && input.ridge !== null ? positive(input.ridge, 'ridge', 1) : null,
+    steps,
+    samplingRate,
+    optimizer,
+    learningRate: positive(input.learningRate, 'learningRate', method === 'DP_SGD' ? (optimizer === 'SGD' ? 0.5 : 0.01) : 1),
+    momentum,
+    fitBias: input.fitBias ?? method !== 'SINGLE_STEP',
+    publicEvaluation: input.publicEvaluation ?? null,
+  };
+}
+
+/** Exactly the releases the method performs with noise multiplier sigma (what the heads emit). */
+export function finetuneEvents(options: ResolvedFinetuneOptions, sigma: number): PrivacyEvent[] {
+  switch (options.method) {
+    case 'LEAST_SQUARES':
+      // Noisy Gram matrix (sensitivity C^2) and noisy class sums (sensitivity C), each with multiplier sigma.
+      return [{ type: 'gaussian', noise_multiplier: sigma, count: 2 }];
+    case 'SINGLE_STEP':
+      return [{ type: 'gaussian', noise_multiplier: sigma, count: 1 }];
+    case 'DP_SGD':
+      return options.samplingRate < 1
+        ? [{ type: 'poisson_subsampled_gaussian', noise_multiplier: sigma, sampling_rate: options.samplingRate, count: options.steps }]
+        : [{ type: 'gaussian', noise_multiplier: sigma, count: options.steps }];
+  }
+}
+
+/** The noise multiplier: given, or the smallest one whose epsilon (alone, at delta) does not exceed the target. */
+export function chooseNoiseMultiplier(options: ResolvedFinetuneOptions, p: { targetEpsilon?: number | null; noiseMultiplier?: number | null; delta: number }): number {
+  const hasTarget = p.targetEpsilon !== undefined && p.targetEpsilon !== null;
+  const hasSigma = p.noiseMultiplier !== undefined && p.noiseMultiplier !== null;
+  if (hasTarget === hasSigma) throw new BadInputError('give exactly one of targetEpsilon or noiseMultiplier', { field: 'targetEpsilon' });
+  if (hasSigma) return positive(p.noiseMultiplier!, 'noiseMultiplier', 1);
+  const target = positive(p.targetEpsilon!, 'targetEpsilon', 1, 1000);
+  const steps = options.method === 'DP_SGD' ? options.steps : options.method === 'LEAST_SQUARES' ? 2 : 1;
+  return calibrateNoiseMultiplier({ targetEpsilon: target, delta: p.delta, samplingRate: options.samplingRate, steps, accountant: 'auto' }).noiseMultiplier;
+}

@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { DatasetsModule } from '../modules/datasets/datasets.module';
+import { BackbonesService } from './backbones/backbones.service';
+import { FinetuneJobsService } from './jobs/finetune-jobs.service';
+import { FinetuneWorker } from './jobs/finetune-worker.service';
+import { FinetuneResolver } from './jobs/finetune.resolver';
+
+/** Backbones, finetune requests and the job worker. */
+@Module({
+  imports: [DatasetsModule],
+  providers: [BackbonesService, FinetuneJobsService, FinetuneWorker, FinetuneResolver],
+  exports: [BackbonesService],
+})
+export class TrainingModule {}
