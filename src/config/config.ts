@@ -34,6 +34,8 @@ export interface AppConfig {
     heartbeatMs: number;
     /** How often an idle worker looks for queued jobs. */
     pollMs: number;
+    /** Fault injection for crash tests (NODE_ENV=test only): pause this long right after the noisy release. */
+    testPauseAfterReleaseMs: number;
   };
 }
 
@@ -125,6 +127,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       concurrency: readInt(env, 'WORKER_CONCURRENCY', 1, 0, Math.max(1, cpus().length * 4)),
       heartbeatMs: readInt(env, 'JOB_HEARTBEAT_MS', 10_000, 100, 3_600_000),
       pollMs: readInt(env, 'JOB_POLL_MS', 1_000, 10, 600_000),
+      testPauseAfterReleaseMs: nodeEnv === 'test' ? readInt(env, 'TEST_PAUSE_AFTER_RELEASE_MS', 0, 0, 600_000) : 0,
     },
   };
 }

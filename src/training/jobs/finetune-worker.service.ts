@@ -186,6 +186,7 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
         // From here on noise is drawn: the reservation can only be committed.
         await this.ledger.markReleased(job.reservationId);
         released = true;
+        if (this.config.worker.testPauseAfterReleaseMs) await new Promise((r) => setTimeout(r, this.config.worker.testPauseAfterReleaseMs));
         const t2 = Date.now();
         const head = tracer.startActiveSpan('finetune.train_head', (s) => {
           try {
