@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { DomainError } from '../../common/errors/domain-errors';
-import { computeEpsilon, secureNoise } from '../../privacy';
+import { computeEpsilon } from '../../privacy';
 import { Dataset } from '../../modules/datasets/dataset.entity';
 import { ReadinessRegistry } from '../../modules/health/readiness.registry';
 import { LedgerService } from '../../modules/ledger/ledger.service';
@@ -26,7 +26,8 @@ import { BackbonesService } from '../backbones/backbones.service';
 import { loadPublicStats } from '../backbones';
 import { accuracy, HeadResult } from '../heads';
 import { datasetFeatures } from '../finetune/dataset-features';
-import { applyFeaturePreprocessing, featurePreprocessingFor, trainHead } from '../finetune/train-head';
+import { trainHeadInThread } from '../finetune/head-thread';
+import { applyFeaturePreprocessing, featurePreprocessingFor } from '../finetune/train-head';
 import { FinetuneJob, FinetuneJobStatus, RUNNING_STATUSES } from './finetune-job.entity';
 
 const tracer = trace.getTracer('privatune.training');
@@ -188,20 +189,21 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
         released = true;
         if (this.config.worker.testPauseAfterReleaseMs) await new Promise((r) => setTimeout(r, this.config.worker.testPauseAfterReleaseMs));
         const t2 = Date.now();
-        const head = tracer.startActiveSpan('finetune.train_head', (s) => {
+        const head = await tracer.startActiveSpan('finetune.train_head', async (s) => {
           try {
-            return trainHead({
-              features: X,
-              labels: feats.labels,
-              numClasses: dataset.classNames.length,
-              declaredSize: dataset.declaredSize,
-              options: job.options,
-              noiseMultiplier: job.noiseMultiplier,
-              noise: secureNoise(),
-              onProgress: (step, total) => {
+            return await trainHeadInThread(
+              {
+                features: X,
+                labels: feats.labels,
+                numClasses: dataset.classNames.length,
+                declaredSize: dataset.declaredSize,
+                options: job.options,
+                noiseMultiplier: job.noiseMultiplier,
+              },
+              (step, total) => {
                 progress = 0.8 + 0.15 * (step / total);
               },
-            });
+            );
           } finally {
             s.end();
           }
