@@ -27,8 +27,8 @@ import { gaussianCurve, mechanismOf, type LossCurve } from './mechanisms';
 
 export const DEFAULT_PLD_DISCRETIZATION = 1e-4;
 /** Largest grid of a single discretised mechanism, and largest FFT, before the grid is coarsened. */
-const MAX_SINGLE_BINS = 1 << 21;
-const MAX_FFT_SIZE = 1 << 22;
+const MAX_SINGLE_BINS = 1 << 20;
+const MAX_FFT_SIZE = 1 << 21;
 
 export interface DiscretePld {
   /** grid index of pmf[0] (loss value offset * h) */
@@ -37,16 +37,21 @@ export interface DiscretePld {
   infMass: number;
 }
 
-class GridTooLarge extends Error {}
+/** Thrown when the grid would be too fine; `factor` is by how much the interval must at least grow. */
+class GridTooLarge extends Error {
+  constructor(readonly factor = 2) {
+    super('grid too large');
+  }
+}
 
 /** Connect-the-dots discretisation of one use's curve on the grid of step h. */
 export function discretize(curve: LossCurve, h: number): DiscretePld {
   let iLo = Math.floor(curve.lossLo / h);
   let iHi = Math.ceil(curve.lossHi / h);
-  if (!Number.isFinite(iLo) || !Number.isFinite(iHi)) throw new GridTooLarge();
+  if (!Number.isFinite(iLo) || !Number.isFinite(iHi)) throw new GridTooLarge(1e6);
   if (iHi <= iLo) iHi = iLo + 1;
   const n = iHi - iLo + 1;
-  if (n > MAX_SINGLE_BINS) throw new GridTooLarge();
+  if (n > MAX_SINGLE_BINS) throw new GridTooLarge(n / MAX_SINGLE_BINS);
   const d = new Float64Array(n);
   for (let j = 0; j < n; j++) d[j] = curve.delta((iLo + j) * h);
   const em1 = Math.expm1(h);
@@ -267,7 +272,7 @@ export function buildPld(events: readonly PrivacyEvent[], options: PldOptions = 
       return { directions: buildAt(events, h, budget), h };
     } catch (err) {
       if (!(err instanceof GridTooLarge)) throw err;
-      h *= 2;
+      h *= Math.max(2, nextPow2(Math.ceil(err.factor)));
     }
   }
   throw new PrivacyInputError('events', 'privacy loss range too large for the PLD accountant');
@@ -300,13 +305,18 @@ function buildAt(events: readonly PrivacyEvent[], h: number, budget: number): Di
   const tau = Math.max(1e-300, Math.min(1e-15, budget / 64));
 
   const comps: Component[] = [];
+  const checkRange = (c: LossCurve) => {
+    const bins = (c.lossHi - c.lossLo) / h;
+    if (!(bins <= MAX_SINGLE_BINS)) throw new GridTooLarge(Number.isFinite(bins) ? bins / MAX_SINGLE_BINS : 1e6);
+    return c;
+  };
   if (mu2 > 0) {
     const mu = Math.sqrt(mu2);
     if (!Number.isFinite(mu)) throw new PrivacyInputError('events', 'noise_multiplier too small: privacy loss overflows');
-    comps.push({ pmfs: [trim(discretize(gaussianCurve(mu, perUseTail), h), tau)], count: 1 });
+    comps.push({ pmfs: [trim(discretize(checkRange(gaussianCurve(mu, perUseTail)), h), tau)], count: 1 });
   }
   for (const { event, count } of groups.values()) {
-    const curves = mechanismOf(event).curves(event, perUseTail);
+    const curves = mechanismOf(event).curves(event, perUseTail).map(checkRange);
     comps.push({ pmfs: curves.map((c) => trim(discretize(c, h), tau)), count });
   }
   if (comps.length === 0) return [{ offset: 0, pmf: Float64Array.of(1), infMass: 0 }];
@@ -373,7 +383,7 @@ export function composeInFourier(comps: Component[], nDir: number, h: number, ta
   }
   let N = 2;
   for (const w of windows) N = Math.max(N, nextPow2(w.hi - w.lo + 1));
-  if (N > MAX_FFT_SIZE) throw new GridTooLarge();
+  if (N > MAX_FFT_SIZE) throw new GridTooLarge(N / MAX_FFT_SIZE);
 
   // Real sequences to transform, each feeding some directions.
   const seqs: { p: DiscretePld; count: number; dirs: number[] }[] = [];
