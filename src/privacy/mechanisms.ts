@@ -51,7 +51,8 @@ export function gaussianCurve(mu: number, tail: number): LossCurve {
  *   delta_A(eps) = q * deltaGauss(log w; 1/s), w = (e^eps - 1 + q)/q   (eps > log(1-q); else 1 - e^eps)
  * add pair: P = N(0,s^2), Q = mixture; delta_B(eps) = (1 - e^eps (1-q)) * deltaGauss(-log w'; 1/s),
  *   w' = (e^-eps - 1 + q)/q                                             (eps < -log(1-q); else 0)
- * Both follow from the analytic Gaussian curve by a change of variables (derivation in docs/accounting).
+ * Both follow from the analytic Gaussian curve by the change of variables x -> log w (L is monotone in x);
+ * they are checked against numerical hockey-stick integrals in test/privacy/independent.test.ts.
  */
 export function subsampledGaussianCurves(q: number, sigma: number, tail: number): LossCurve[] {
   const mu = 1 / sigma;

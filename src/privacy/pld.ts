@@ -11,18 +11,19 @@
  *    below is folded into the lowest point (total mass stays 1); both are pessimistic.
  *  - Gaussian events are first merged analytically (they compose exactly to one Gaussian with
  *    mu = sqrt(sum count/sigma^2)), so a Gaussian-only list costs one discretisation.
- *  - Self-composition of k uses: one forward FFT of the PMF wrapped onto a window found by a Chernoff bound,
- *    each Fourier coefficient raised to the k-th power by repeated squaring, one inverse FFT. Mass outside
- *    the window is at most `tau` per side; the upper part is charged to +infinity, so the result stays
- *    pessimistic (aliased mass lands at loss values where it can only increase delta or is covered).
- *  - Composition of different events: linear convolution by FFT, then tails trimmed pessimistically
- *    (upper tail to +infinity, lower tail folded upwards).
+ *  - Composition (composeInFourier): the window of the composed loss is bounded by a Chernoff bound; each
+ *    component's PMF is wrapped onto that window's power-of-two length and transformed once, its Fourier
+ *    coefficients are raised to the component's count by repeated squaring (self-composition in
+ *    O(log count) multiplications per coefficient, never count convolutions) and multiplied together, and
+ *    one inverse FFT returns the composed PMF. Mass outside the window is at most `tau` per side; the upper
+ *    part is charged to +infinity, so the result stays pessimistic (wrapped mass only adds delta).
+ *    Tails are then trimmed pessimistically (upper tail to +infinity, lower tail folded upwards).
  *  - Add-or-remove: asymmetric mechanisms (subsampled Gaussian) are tracked in both directions ("remove"
  *    and "add" dominating pairs); the reported delta(eps) is the max of the two, eps(delta) the max too.
  */
 import { PrivacyInputError } from './errors';
 import type { PrivacyEvent } from './events';
-import { fft, nextPow2, convolveReal } from './fft';
+import { fft, nextPow2 } from './fft';
 import { gaussianCurve, mechanismOf, type LossCurve } from './mechanisms';
 
 export const DEFAULT_PLD_DISCRETIZATION = 1e-4;
@@ -95,10 +96,6 @@ export function trim(p: DiscretePld, tau: number): DiscretePld {
   return { offset: p.offset + lo, pmf: out, infMass: Math.min(1, p.infMass + upper) };
 }
 
-function composeInf(a: number, b: number): number {
-  return Math.min(1, a + b - a * b);
-}
-
 /**
  * log sum_i p_i e^{t l_i} over the finite part (l_i = (offset + i) h). Walks from the end where e^{t l} is
  * largest with a geometric recurrence (no exp per bin) and stops once the factor underflows.
@@ -115,91 +112,6 @@ export function logMgf(p: DiscretePld, h: number, t: number): number {
   }
   for (let i = 0; i < n && v > 1e-300; i++, v *= r) s += a[i] * v;
   return t * p.offset * h + Math.log(s);
-}
-
-/** k-fold self-composition (see file comment). */
-export function selfCompose(p: DiscretePld, k: number, h: number, tau: number): DiscretePld {
-  if (k === 1) return p;
-  const n = p.pmf.length;
-  const infMass = -Math.expm1(k * Math.log1p(-Math.min(p.infMass, 1 - 1e-300)));
-  if (n === 1) {
-    return { offset: p.offset * k, pmf: Float64Array.of(Math.pow(p.pmf[0], k)), infMass };
-  }
-  // Chernoff window: P(S > u) <= M(t)^k e^{-tu}, P(S < l) <= M(-t)^k e^{tl}.
-  let mean = 0;
-  let m2 = 0;
-  let mass = 0;
-  for (let i = 0; i < n; i++) {
-    const l = (p.offset + i) * h;
-    mean += p.pmf[i] * l;
-    m2 += p.pmf[i] * l * l;
-    mass += p.pmf[i];
-  }
-  mean /= mass;
-  const sd = Math.sqrt(Math.max(m2 / mass - mean * mean, h * h));
-  const tStar = 8 / (Math.sqrt(k) * sd);
-  const logTau = Math.log(tau);
-  let upper = Infinity;
-  let lower = -Infinity;
-  for (let j = -12; j <= 6; j++) {
-    const t = tStar * Math.pow(2, j);
-    const up = (k * logMgf(p, h, t) - logTau) / t;
-    if (up < upper) upper = up;
-    const lowv = (logTau - k * logMgf(p, h, -t)) / t;
-    if (lowv > lower) lower = lowv;
-  }
-  const supLo = k * p.offset;
-  const supHi = k * (p.offset + n - 1);
-  let lo = Number.isFinite(lower) ? Math.max(supLo, Math.floor(lower / h)) : supLo;
-  let hi = Number.isFinite(upper) ? Math.min(supHi, Math.ceil(upper / h)) : supHi;
-  if (hi < lo) hi = lo;
-  const truncatedUpper = hi < supHi;
-  const width = hi - lo + 1;
-  const N = nextPow2(Math.max(width, 2));
-  if (N > MAX_FFT_SIZE) throw new GridTooLarge();
-  const re = new Float64Array(N);
-  const im = new Float64Array(N);
-  for (let i = 0; i < n; i++) re[i & (N - 1)] += p.pmf[i];
-  fft(re, im);
-  // c^k by repeated squaring for each Fourier coefficient.
-  for (let f = 0; f < N; f++) {
-    let br = re[f];
-    let bi = im[f];
-    let rr = 1;
-    let ri = 0;
-    let e = k;
-    while (true) {
-      if (e & 1) {
-        const t = rr * br - ri * bi;
-        ri = rr * bi + ri * br;
-        rr = t;
-      }
-      e = Math.floor(e / 2);
-      if (e === 0) break;
-      const t = br * br - bi * bi;
-      bi = 2 * br * bi;
-      br = t;
-      if (br * br + bi * bi < 1e-280) {
-        br = 0;
-        bi = 0;
-        if (rr === 0 && ri === 0) break;
-      }
-    }
-    re[f] = rr;
-    im[f] = ri;
-  }
-  fft(re, im, true);
-  const out = new Float64Array(width);
-  const shift = (((lo - supLo) % N) + N) % N;
-  for (let m = 0; m < width; m++) out[m] = re[(shift + m) & (N - 1)];
-  return trim({ offset: lo, pmf: out, infMass: composeInf(infMass, truncatedUpper ? tau : 0) }, tau);
-}
-
-/** Composition of two PLDs on the same grid. */
-export function compose(a: DiscretePld, b: DiscretePld, tau: number): DiscretePld {
-  if (a.pmf.length + b.pmf.length - 1 > MAX_FFT_SIZE) throw new GridTooLarge();
-  const pmf = convolveReal(a.pmf, b.pmf);
-  return trim({ offset: a.offset + b.offset, pmf, infMass: composeInf(a.infMass, b.infMass) }, tau);
 }
 
 /** delta(eps) of a discrete PLD. */
