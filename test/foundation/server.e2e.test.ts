@@ -105,12 +105,38 @@ describe('server end to end (DATABASE_URL)', () => {
     assert.doesNotMatch(text, new RegExp(adminKey));
   });
 
-  it('never writes the key or the database password into its logs', () => {
+  it('plans privacy spending with privacyEstimate, spending nothing', async () => {
+    const eps = await gql(server.url, '{ privacyEstimate(input: {delta: 1e-5, accountant: EXACT, events: [{type: GAUSSIAN, noiseMultiplier: 1}]}) { epsilon accountant noiseMultiplier } }', undefined, adminKey);
+    assert.equal(eps.errors, undefined);
+    assert.ok(Math.abs(eps.data.privacyEstimate.epsilon - 4.377178095681231) < 1e-8);
+    assert.equal(eps.data.privacyEstimate.accountant, 'EXACT');
+    const cal = await gql(server.url, '{ privacyEstimate(input: {delta: 1e-5, calibrate: {targetEpsilon: 1}}) { epsilon noiseMultiplier accountant } }', undefined, adminKey);
+    assert.ok(Math.abs(cal.data.privacyEstimate.noiseMultiplier - 3.73) < 0.01, JSON.stringify(cal.data));
+    assert.ok(cal.data.privacyEstimate.epsilon <= 1);
+    const bad = await gql(server.url, '{ privacyEstimate(input: {delta: 2, events: [{type: GAUSSIAN, noiseMultiplier: 1}]}) { epsilon } }', undefined, adminKey);
+    assert.equal(bad.errors?.[0].extensions?.code, 'BAD_USER_INPUT');
+    assert.match(bad.errors![0].message, /delta/);
+    const both = await gql(server.url, '{ privacyEstimate(input: {delta: 1e-5}) { epsilon } }', undefined, adminKey);
+    assert.equal(both.errors?.[0].extensions?.code, 'BAD_USER_INPUT');
+  });
+
+  it('logs JSON lines with request ids, and never the key or the database password', async () => {
+    const res = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}`, 'x-request-id': 'trace-me-123' },
+      body: JSON.stringify({ query: '{ me { id } }' }),
+    });
+    assert.equal(res.headers.get('x-request-id'), 'trace-me-123');
+    await new Promise((r) => setTimeout(r, 200));
+    const lines = server.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const access = lines.find((l) => l.requestId === 'trace-me-123' && l.msg === 'request');
+    assert.ok(access, 'access line carries the request id');
+    assert.equal(access.path, '/graphql');
+    assert.equal(access.status, 200);
     const all = server.logs.join('\n');
     assert.doesNotMatch(all, new RegExp(adminKey));
     const password = new URL(db.url).password;
     if (password) assert.doesNotMatch(all, new RegExp(password));
-    assert.ok(server.logs.some((l) => /"requestId"/.test(l)) || server.logs.length > 0);
   });
 
   it('stops cleanly on SIGTERM and starts again on the same data (here with a depth limit of 3)', async () => {
