@@ -46,8 +46,9 @@ export interface HashedEntryFields {
   prevHash: string;
 }
 
-export function entryHash(e: HashedEntryFields): string {
-  const payload = {
+/** The entry as hashed (and as exported): every field but prevHash and hash, createdAt as ISO text. */
+export function hashedPayload(e: Omit<HashedEntryFields, 'prevHash'>): Record<string, unknown> {
+  return {
     id: e.id,
     datasetId: e.datasetId,
     seq: e.seq,
@@ -64,7 +65,10 @@ export function entryHash(e: HashedEntryFields): string {
     accountant: e.accountant,
     createdAt: typeof e.createdAt === 'string' ? e.createdAt : e.createdAt.toISOString(),
   };
-  return createHash('sha256').update(`${e.prevHash}\n${canonicalJson(payload)}`).digest('hex');
+}
+
+export function entryHash(e: HashedEntryFields): string {
+  return createHash('sha256').update(`${e.prevHash}\n${canonicalJson(hashedPayload(e))}`).digest('hex');
 }
 
 export interface ChainVerification {

@@ -1,5 +1,6 @@
 /** Ledger exports. JSON carries everything needed to re-verify the hash chain independently. */
 import { Dataset } from '../datasets/dataset.entity';
+import { hashedPayload } from './hash-chain';
 import { LedgerEntry } from './ledger-entry.entity';
 
 export type ExportFormat = 'JSON' | 'CSV';
@@ -17,25 +18,7 @@ export function exportLedgerJson(dataset: Dataset, entries: LedgerEntry[]): stri
         delta: dataset.delta,
         epsilonLimit: dataset.epsilonLimit,
       },
-      entries: entries.map((e) => ({
-        id: e.id,
-        datasetId: e.datasetId,
-        seq: e.seq,
-        kind: e.kind,
-        reservationId: e.reservationId,
-        events: e.events,
-        requesterId: e.requesterId,
-        requesterName: e.requesterName,
-        purpose: e.purpose,
-        details: e.details,
-        epsilonLimit: e.epsilonLimit,
-        epsilonSpent: e.epsilonSpent,
-        epsilonReserved: e.epsilonReserved,
-        accountant: e.accountant,
-        createdAt: e.createdAt.toISOString(),
-        prevHash: e.prevHash,
-        hash: e.hash,
-      })),
+      entries: entries.map((e) => ({ ...hashedPayload(e), prevHash: e.prevHash, hash: e.hash })),
     },
     null,
     2,

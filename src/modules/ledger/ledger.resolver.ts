@@ -87,36 +87,32 @@ export class LedgerResolver {
     });
   }
 
-  @Roles(Role.DATA_STEWARD)
-  @Mutation(() => SpendBudgetResult, { description: 'Records a DP release made outside the platform (reserve + commit in one step).' })
-  recordPrivacyEvent(@Args('input') input: SpendBudgetInput, @CurrentPrincipal() principal: Principal): Promise<typeof SpendBudgetResult> {
+  private spendPayload(mode: 'external' | 'reserve', input: SpendBudgetInput, principal: Principal): Promise<typeof SpendBudgetResult> {
     return asPayload(async () => {
-      const r = await this.ledger.recordExternalRelease({
+      const request = {
         datasetId: input.datasetId,
         events: toAccountingEvents(input.events),
         purpose: input.purpose,
-        purposeKind: 'EXTERNAL_RELEASE',
         requester: principal,
         idempotencyKey: input.idempotencyKey ?? undefined,
-      });
+      };
+      const r = mode === 'external'
+        ? await this.ledger.recordExternalRelease({ ...request, purposeKind: 'EXTERNAL_RELEASE' })
+        : await this.ledger.reserve({ ...request, purposeKind: 'MANUAL' });
       return this.reservationObject(r.reservation, r.replayed);
     }, toInsufficientBudgetObject) as Promise<typeof SpendBudgetResult>;
   }
 
   @Roles(Role.DATA_STEWARD)
+  @Mutation(() => SpendBudgetResult, { description: 'Records a DP release made outside the platform (reserve + commit in one step).' })
+  recordPrivacyEvent(@Args('input') input: SpendBudgetInput, @CurrentPrincipal() principal: Principal): Promise<typeof SpendBudgetResult> {
+    return this.spendPayload('external', input, principal);
+  }
+
+  @Roles(Role.DATA_STEWARD)
   @Mutation(() => SpendBudgetResult, { description: 'Reserves budget before releases made outside the platform; commit or abort it afterwards.' })
   reservePrivacyBudget(@Args('input') input: SpendBudgetInput, @CurrentPrincipal() principal: Principal): Promise<typeof SpendBudgetResult> {
-    return asPayload(async () => {
-      const r = await this.ledger.reserve({
-        datasetId: input.datasetId,
-        events: toAccountingEvents(input.events),
-        purpose: input.purpose,
-        purposeKind: 'MANUAL',
-        requester: principal,
-        idempotencyKey: input.idempotencyKey ?? undefined,
-      });
-      return this.reservationObject(r.reservation, r.replayed);
-    }, toInsufficientBudgetObject) as Promise<typeof SpendBudgetResult>;
+    return this.spendPayload('reserve', input, principal);
   }
 
   @Roles(Role.DATA_STEWARD)

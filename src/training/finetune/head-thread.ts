@@ -5,18 +5,11 @@
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { secureNoise } from '../../privacy';
-import type { FeatureMatrix, HeadResult } from '../heads';
-import type { ResolvedFinetuneOptions } from '../jobs/finetune-options';
+import type { HeadResult } from '../heads';
 import { trainHead } from './train-head';
 
-interface HeadJob {
-  features: FeatureMatrix;
-  labels: Int32Array;
-  numClasses: number;
-  declaredSize: number;
-  options: ResolvedFinetuneOptions;
-  noiseMultiplier: number;
-}
+/** What the thread needs: everything trainHead takes but the noise source, drawn inside the thread. */
+type HeadJob = Omit<Parameters<typeof trainHead>[0], 'noise' | 'allowInsecureNoise' | 'onProgress'>;
 
 type Message = { kind: 'progress'; step: number; total: number } | { kind: 'done'; head: HeadResult } | { kind: 'error'; message: string; code?: string };
 
