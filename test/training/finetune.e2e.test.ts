@@ -6,6 +6,7 @@
  * during extraction (reservation aborted) and after the noisy release (reservation committed).
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -152,6 +153,33 @@ describe('private finetunes end to end', () => {
     assert.equal(job.status, 'SUCCEEDED', job.error);
     assert.equal(JSON.parse(job.timings).featuresCached, 1);
     assert.deepEqual(job.events, [{ type: 'GAUSSIAN', noiseMultiplier: 8, samplingRate: null, count: 1 }]);
+  });
+
+  it('registers an ONNX backbone (admins only) and finetunes on it', async () => {
+    const exportDir = join(dir, 'artifacts', 'backbones', 'mobilenet_v2');
+    const exported = readdirSync(exportDir).filter((f) => f.startsWith('block_13_expand_relu-96px') && f.endsWith('.onnx'));
+    assert.ok(exported.length >= 1, 'the built-in backbone was exported to ONNX');
+    const REGISTER = `mutation($i: RegisterBackboneInput!) { registerBackbone(input: $i) { __typename ... on Backbone { id source featureLayers { name dim } } ... on ValidationError { field message } } }`;
+    const input = {
+      id: 'mnv2-b13-onnx', name: 'MobileNetV2 block 13 (ONNX export)', format: 'ONNX', path: join(exportDir, exported[0]),
+      minSize: 96, maxSize: 96, defaultSize: 96, scale: 1 / 255, alignCorners: true,
+      featureLayers: [{ name: 'features', node: 'features', dim: 576, pooling: 'NONE', defaultSize: 96 }], defaultFeatureLayer: 'features',
+      origin: 'ONNX export of the built-in mobilenet_v2', pretrainedOn: 'ImageNet + nsfwjs public data',
+    };
+    const forbidden = await asEngineer(REGISTER, { i: input });
+    assert.equal(forbidden.errors?.[0].extensions?.code, 'FORBIDDEN');
+    const missing = await gql(server.url, REGISTER, { i: { ...input, path: join(dir, 'nope.onnx') } }, admin);
+    assert.equal(missing.data.registerBackbone.__typename, 'ValidationError');
+    const upper = await gql(server.url, REGISTER, { i: { ...input, id: 'Upper' } }, admin);
+    assert.equal(upper.data.registerBackbone.field, 'id');
+    const ok = await gql(server.url, REGISTER, { i: input }, admin);
+    assert.deepEqual(ok.data.registerBackbone, { __typename: 'Backbone', id: 'mnv2-b13-onnx', source: 'onnx', featureLayers: [{ name: 'features', dim: 576 }] });
+    const list = await asEngineer('{ backbones { id pretrainedOn } }', {});
+    assert.deepEqual(list.data.backbones.map((b: any) => b.id), ['mobilenet_v2', 'mnv2-b13-onnx']);
+
+    const req = await asEngineer(REQUEST, { i: { datasetId, backbone: 'mnv2-b13-onnx', method: 'SINGLE_STEP', noiseMultiplier: 8, modelName: 'onnx-backbone' } });
+    const job = await waitJob(req.data.requestFinetune.id, (j) => ['SUCCEEDED', 'FAILED'].includes(j.status));
+    assert.equal(job.status, 'SUCCEEDED', job.error);
   });
 
   it('refuses a finetune that would exceed the budget, with nothing queued', async () => {

@@ -41,6 +41,7 @@ export class BackbonesService implements OnApplicationShutdown {
     } catch (err) {
       throw new BadInputError((err as Error).message, { field: 'spec' });
     }
+    if (!/^[a-z0-9][a-z0-9_.-]{0,63}$/.test(spec.id)) throw new BadInputError('id must be 1-64 lower-case letters, digits, _ . - (starting with a letter or digit)', { field: 'id' });
     if (getBuiltinBackbone(spec.id)) throw new ConflictError(`backbone ${spec.id} is built in`);
     // Loading it once proves the files exist and run before anyone trains on it.
     const fx = await loadBackbone(spec, { engine: 'auto', artifactDir: this.artifactDir() }).catch((err: Error) => {

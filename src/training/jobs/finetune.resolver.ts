@@ -7,8 +7,7 @@ import { Role } from '../../modules/auth/role';
 import { DatasetsService } from '../../modules/datasets/datasets.service';
 import { toInsufficientBudgetObject } from '../../modules/ledger/ledger.resolver';
 import { toEventObject } from '../../modules/privacy/dto/privacy-event.dto';
-import { BackbonesService } from '../backbones/backbones.service';
-import { BackboneObject, CancelFinetuneInput, FinetuneJobConnection, FinetuneJobObject, RequestFinetuneInput, RequestFinetuneResult } from './dto/finetune.dto';
+import { CancelFinetuneInput, FinetuneJobConnection, FinetuneJobObject, RequestFinetuneInput, RequestFinetuneResult } from './dto/finetune.dto';
 import { FinetuneJob } from './finetune-job.entity';
 import { FinetuneJobsService } from './finetune-jobs.service';
 import { FinetuneWorker } from './finetune-worker.service';
@@ -47,7 +46,6 @@ export class FinetuneResolver {
   constructor(
     private readonly jobs: FinetuneJobsService,
     private readonly worker: FinetuneWorker,
-    private readonly backbonesService: BackbonesService,
     private readonly datasets: DatasetsService,
   ) {}
 
@@ -85,21 +83,5 @@ export class FinetuneResolver {
     const rows = await this.jobs.list(datasetId, { first: first + 1, after: after && { createdAt: new Date(after[0]), id: after[1] } });
     const conn = toConnection(rows, first, (j) => [j.createdAt.toISOString(), j.id]);
     return { pageInfo: conn.pageInfo, edges: conn.edges.map((e) => ({ cursor: e.cursor, node: toJobObject(e.node) })) };
-  }
-
-  @Query(() => [BackboneObject], { description: 'Backbones available for finetunes.' })
-  async backbones(): Promise<BackboneObject[]> {
-    return (await this.backbonesService.list()).map((b) => ({
-      id: b.id,
-      name: b.name,
-      description: b.description,
-      source: b.source.kind,
-      featureLayers: b.featureLayers.map((l) => ({ name: l.name, dim: l.dim, defaultSize: l.defaultSize })),
-      defaultFeatureLayer: b.defaultFeatureLayer,
-      minInputSize: b.input.minSize,
-      maxInputSize: b.input.maxSize,
-      origin: b.provenance.origin,
-      pretrainedOn: b.provenance.trainingData,
-    }));
   }
 }
