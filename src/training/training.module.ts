@@ -4,12 +4,12 @@ import { BackbonesResolver } from './backbones/backbones.resolver';
 import { BackbonesService } from './backbones/backbones.service';
 import { FinetuneJobsService } from './jobs/finetune-jobs.service';
 import { FinetuneWorker } from './jobs/finetune-worker.service';
-import { FinetuneResolver } from './jobs/finetune.resolver';
+import { FinetuneJobFieldsResolver, FinetuneResolver } from './jobs/finetune.resolver';
 
 /** Backbones, finetune requests and the job worker. */
 @Module({
   imports: [DatasetsModule],
-  providers: [BackbonesService, BackbonesResolver, FinetuneJobsService, FinetuneWorker, FinetuneResolver],
+  providers: [BackbonesService, BackbonesResolver, FinetuneJobsService, FinetuneWorker, FinetuneResolver, FinetuneJobFieldsResolver],
   exports: [BackbonesService],
 })
 export class TrainingModule {}

@@ -136,8 +136,9 @@ describe('private finetunes end to end', () => {
     assert.ok(model.guarantee.epsilon <= 2);
     assert.equal(model.guarantee.noiseKind, 'csprng');
     assert.match(model.guarantee.datasetFingerprint, /^[0-9a-f]{64}$/);
-    assert.equal(model.evaluation.charged, false);
-    assert.ok(model.evaluation.accuracy > 0.4, `public test accuracy ${model.evaluation.accuracy} on ${data.source}`);
+    assert.equal(model.evaluation.public.charged, false);
+    assert.ok(model.evaluation.public.accuracy > 0.4, `public test accuracy ${model.evaluation.public.accuracy} on ${data.source}`);
+    assert.equal(model.evaluation.private, undefined, 'no private evaluation asked: nothing released about it');
 
     const budget = (await asEngineer(BUDGET, { id: datasetId })).data.dataset.budget;
     assert.equal(budget.epsilonReserved, 0);
@@ -180,6 +181,28 @@ describe('private finetunes end to end', () => {
     const req = await asEngineer(REQUEST, { i: { datasetId, backbone: 'mnv2-b13-onnx', method: 'SINGLE_STEP', noiseMultiplier: 8, modelName: 'onnx-backbone' } });
     const job = await waitJob(req.data.requestFinetune.id, (j) => ['SUCCEEDED', 'FAILED'].includes(j.status));
     assert.equal(job.status, 'SUCCEEDED', job.error);
+  });
+
+  it('evaluates on a private held-out split as a noisy count charged with the job', async () => {
+    const before = (await asEngineer(BUDGET, { id: datasetId })).data.dataset.budget.epsilonSpent;
+    const req = await asEngineer(REQUEST, { i: { datasetId, targetEpsilon: 1, modelName: 'with-private-eval', privateEvaluation: { fraction: 0.2 } } });
+    const queued = req.data.requestFinetune;
+    assert.equal(queued.__typename, 'FinetuneJob', JSON.stringify(queued));
+    assert.equal(queued.events.length, 2);
+    assert.deepEqual(queued.events[1], { type: 'GAUSSIAN', noiseMultiplier: 20, count: 1 });
+    assert.ok(queued.epsilon <= 1 && queued.epsilon > 0.99, 'the target covers training and evaluation together');
+    const job = await waitJob(queued.id, (j) => ['SUCCEEDED', 'FAILED'].includes(j.status));
+    assert.equal(job.status, 'SUCCEEDED', job.error);
+    const evaluation = JSON.parse((await asEngineer(`query($id: ID!) { finetuneJob(id: $id) { evaluation } }`, { id: queued.id })).data.finetuneJob.evaluation);
+    assert.equal(evaluation.private.kind, 'private-holdout');
+    assert.equal(evaluation.private.charged, true);
+    assert.equal(evaluation.private.examples, N_TRAIN / 5);
+    assert.ok(evaluation.private.accuracy > 0.3 && evaluation.private.accuracy <= 1, JSON.stringify(evaluation));
+    const after = (await asEngineer(BUDGET, { id: datasetId })).data.dataset.budget.epsilonSpent;
+    const committed = await sql(`SELECT events FROM reservations WHERE dataset_id = $1 AND status = 'COMMITTED'`, [datasetId]);
+    const all = committed.flatMap((r) => r.events);
+    assert.ok(Math.abs(after - computeEpsilon(all, DELTA, 'auto').epsilon) < 1e-9, 'spent = accountant over every committed release, evaluation included');
+    assert.ok(after > before);
   });
 
   it('refuses a finetune that would exceed the budget, with nothing queued', async () => {

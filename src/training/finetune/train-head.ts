@@ -9,7 +9,7 @@ import { canonicalJson } from '../../modules/ledger/hash-chain';
 import type { FeaturePreprocessing } from '../../serving/models/model.entity';
 import { PublicFeatureStats } from '../backbones';
 import { FeatureMatrix, HeadResult, l2NormalizeRows, NoiseSource, preprocessFeatures, trainDpSgd, trainLeastSquares, trainSingleStep } from '../heads';
-import { finetuneEvents, ResolvedFinetuneOptions } from '../jobs/finetune-options';
+import { headEvents, ResolvedFinetuneOptions } from '../jobs/finetune-options';
 
 export function featurePreprocessingFor(stats: PublicFeatureStats | undefined): FeaturePreprocessing {
   return stats
@@ -60,7 +60,7 @@ export function trainHead(p: {
       });
       break;
   }
-  assertSameEvents(head.events, finetuneEvents(o, p.noiseMultiplier));
+  assertSameEvents(head.events, headEvents(o, p.noiseMultiplier));
   return head;
 }
 

@@ -5,6 +5,9 @@
  * - LEAST_SQUARES (default): clip norm 1 on unit-norm features (so clipping is a no-op), ridge lambda = 10 sigma.
  * - SINGLE_STEP: clip norm 1, zero init, learning rate 1 (from zero init the prediction does not depend on it).
  * - DP_SGD: 300 full-batch steps, SGD with momentum 0.9, learning rate 0.5, clip norm 1, cosine schedule.
+ * - Private evaluation (opt-in): every m-th example (m = round(1 / fraction), a rule that does not look at
+ *   the data) is held out; the number of correct predictions on them is released with Gaussian noise of
+ *   multiplier 20 (count sensitivity 1) and charged to the ledger with the training releases.
  */
 import { BadInputError } from '../../common/errors/domain-errors';
 import { calibrateNoiseMultiplier, PrivacyEvent } from '../../privacy';
@@ -30,6 +33,8 @@ export interface FinetuneOptionsInput {
   fitBias?: boolean;
   /** Optional PUBLIC evaluation data (not charged): accuracy is reported as a plain number. */
   publicEvaluation?: { format: 'IDX' | 'IMAGE_FOLDER'; location: string };
+  /** Optional private held-out split: its accuracy is a noisy count, charged to the ledger. */
+  privateEvaluation?: { fraction: number; noiseMultiplier?: number };
 }
 
 export interface ResolvedFinetuneOptions {
@@ -46,7 +51,11 @@ export interface ResolvedFinetuneOptions {
   momentum: number;
   fitBias: boolean;
   publicEvaluation: { format: 'IDX' | 'IMAGE_FOLDER'; location: string } | null;
+  /** Hold out every `every`-th example (index % every === every - 1); release its correct count with this noise. */
+  privateEvaluation: { every: number; noiseMultiplier: number } | null;
 }
+
+export const DEFAULT_EVALUATION_NOISE_MULTIPLIER = 20;
 
 const positive = (v: number | undefined, name: string, fallback: number, max = Number.MAX_VALUE): number => {
   if (v === undefined || v === null) return fallback;
@@ -89,11 +98,38 @@ export function resolveFinetuneOptions(input: FinetuneOptionsInput, backbone: Ba
     momentum,
     fitBias: input.fitBias ?? method !== 'SINGLE_STEP',
     publicEvaluation: input.publicEvaluation ?? null,
+    privateEvaluation: resolvePrivateEvaluation(input.privateEvaluation),
   };
 }
 
-/** Exactly the releases the method performs with noise multiplier sigma (what the heads emit). */
+function resolvePrivateEvaluation(e: FinetuneOptionsInput['privateEvaluation']): ResolvedFinetuneOptions['privateEvaluation'] {
+  if (!e) return null;
+  if (!Number.isFinite(e.fraction) || e.fraction <= 0 || e.fraction > 0.5) {
+    throw new BadInputError('privateEvaluation.fraction must be in (0, 0.5]', { field: 'privateEvaluation.fraction' });
+  }
+  return { every: Math.max(2, Math.round(1 / e.fraction)), noiseMultiplier: positive(e.noiseMultiplier, 'privateEvaluation.noiseMultiplier', DEFAULT_EVALUATION_NOISE_MULTIPLIER) };
+}
+
+/** Held-out rows of a private evaluation split: decided by index only, so sizes are public given n. */
+export function isHeldOut(index: number, every: number): boolean {
+  return index % every === every - 1;
+}
+
+export function heldOutCount(n: number, every: number): number {
+  return Math.floor(n / every);
+}
+
+/** Exactly the releases of a job: the head's, then the private evaluation count's, if any. */
 export function finetuneEvents(options: ResolvedFinetuneOptions, sigma: number): PrivacyEvent[] {
+  return [...headEvents(options, sigma), ...evaluationEvents(options)];
+}
+
+function evaluationEvents(options: ResolvedFinetuneOptions): PrivacyEvent[] {
+  return options.privateEvaluation ? [{ type: 'gaussian', noise_multiplier: options.privateEvaluation.noiseMultiplier, count: 1 }] : [];
+}
+
+/** Exactly the releases the head performs with noise multiplier sigma (what the heads emit). */
+export function headEvents(options: ResolvedFinetuneOptions, sigma: number): PrivacyEvent[] {
   switch (options.method) {
     case 'LEAST_SQUARES':
       // Noisy Gram matrix (sensitivity C^2) and noisy class sums (sensitivity C), each with multiplier sigma.
@@ -107,7 +143,10 @@ export function finetuneEvents(options: ResolvedFinetuneOptions, sigma: number):
   }
 }
 
-/** The noise multiplier: given, or the smallest one whose epsilon (alone, at delta) does not exceed the target. */
+/**
+ * The head's noise multiplier: given, or the smallest one whose epsilon (the job's releases together, the
+ * private evaluation included, at delta) does not exceed the target.
+ */
 export function chooseNoiseMultiplier(options: ResolvedFinetuneOptions, p: { targetEpsilon?: number | null; noiseMultiplier?: number | null; delta: number }): number {
   const hasTarget = p.targetEpsilon !== undefined && p.targetEpsilon !== null;
   const hasSigma = p.noiseMultiplier !== undefined && p.noiseMultiplier !== null;
@@ -115,5 +154,6 @@ export function chooseNoiseMultiplier(options: ResolvedFinetuneOptions, p: { tar
   if (hasSigma) return positive(p.noiseMultiplier!, 'noiseMultiplier', 1);
   const target = positive(p.targetEpsilon!, 'targetEpsilon', 1, 1000);
   const steps = options.method === 'DP_SGD' ? options.steps : options.method === 'LEAST_SQUARES' ? 2 : 1;
-  return calibrateNoiseMultiplier({ targetEpsilon: target, delta: p.delta, samplingRate: options.samplingRate, steps, accountant: 'auto' }).noiseMultiplier;
+  return calibrateNoiseMultiplier({ targetEpsilon: target, delta: p.delta, samplingRate: options.samplingRate, steps, accountant: 'auto', eventsBefore: evaluationEvents(options) })
+    .noiseMultiplier;
 }

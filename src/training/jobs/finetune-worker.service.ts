@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { DomainError } from '../../common/errors/domain-errors';
-import { computeEpsilon } from '../../privacy';
+import { computeEpsilon, secureNoise } from '../../privacy';
 import { Dataset } from '../../modules/datasets/dataset.entity';
 import { ReadinessRegistry } from '../../modules/health/readiness.registry';
 import { LedgerService } from '../../modules/ledger/ledger.service';
@@ -27,8 +27,10 @@ import { loadPublicStats } from '../backbones';
 import { accuracy, HeadResult } from '../heads';
 import { datasetFeatures } from '../finetune/dataset-features';
 import { trainHeadInThread } from '../finetune/head-thread';
+import { noisyHoldoutAccuracy, splitHoldout } from '../finetune/private-evaluation';
 import { applyFeaturePreprocessing, featurePreprocessingFor } from '../finetune/train-head';
 import { FinetuneJob, FinetuneJobStatus, RUNNING_STATUSES } from './finetune-job.entity';
+import { heldOutCount } from './finetune-options';
 
 const tracer = trace.getTracer('privatune.training');
 const meter = metrics.getMeter('privatune.training');
@@ -179,6 +181,8 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
         timings.featuresCached = feats.cached ? 1 : 0;
         const pre = featurePreprocessingFor(loadPublicStats(spec.id, fx.featureLayer, fx.inputSize));
         const X = applyFeaturePreprocessing({ data: feats.features, rows: feats.rows, cols: feats.dim }, pre);
+        const holdoutEvery = job.options.privateEvaluation?.every;
+        const split = holdoutEvery ? splitHoldout(X, feats.labels, holdoutEvery) : { train: { features: X, labels: feats.labels }, holdout: undefined };
         checkpoint(); // the last moment a cancel costs nothing
 
         stage = 'training';
@@ -193,10 +197,11 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
           try {
             return await trainHeadInThread(
               {
-                features: X,
-                labels: feats.labels,
+                features: split.train.features,
+                labels: split.train.labels,
                 numClasses: dataset.classNames.length,
-                declaredSize: dataset.declaredSize,
+                // Public: the declared size minus the index-determined holdout.
+                declaredSize: dataset.declaredSize - (holdoutEvery ? heldOutCount(dataset.declaredSize, holdoutEvery) : 0),
                 options: job.options,
                 noiseMultiplier: job.noiseMultiplier,
               },
@@ -210,6 +215,9 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
         });
         timings.trainMs = Date.now() - t2;
         const evaluation = await this.evaluate(job, fx, pre, head);
+        if (split.holdout) {
+          evaluation.private = noisyHoldoutAccuracy(head, split.holdout, job.options.privateEvaluation!.noiseMultiplier, secureNoise());
+        }
         await tracer.startActiveSpan('finetune.commit', async (s) => {
           try {
             await this.finish(job, dataset, spec, fx, pre, head, evaluation, { ...timings, totalMs: Date.now() - started });
@@ -231,18 +239,18 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
     });
   }
 
-  private async evaluate(job: FinetuneJob, fx: Awaited<ReturnType<BackbonesService['extractor']>>, pre: ReturnType<typeof featurePreprocessingFor>, head: HeadResult): Promise<Record<string, unknown> | null> {
+  private async evaluate(job: FinetuneJob, fx: Awaited<ReturnType<BackbonesService['extractor']>>, pre: ReturnType<typeof featurePreprocessingFor>, head: HeadResult): Promise<Record<string, unknown>> {
     const source = job.options.publicEvaluation;
-    if (!source) return null;
+    if (!source) return {};
     const { inspectDataset } = await import('../data');
     const info = await inspectDataset(source);
     const feats = await datasetFeatures({ source, fingerprint: info.fingerprint, count: info.count, extractor: fx, cacheDir: this.config.artifactDir });
     const X = applyFeaturePreprocessing({ data: feats.features, rows: feats.rows, cols: feats.dim }, pre);
     // Public data: accuracy is post-processing of the released model and costs no budget.
-    return { kind: 'public', location: source.location, examples: info.count, accuracy: accuracy(head, X, feats.labels), charged: false };
+    return { public: { kind: 'public', location: source.location, examples: info.count, accuracy: accuracy(head, X, feats.labels), charged: false } };
   }
 
-  private async finish(job: FinetuneJob, dataset: Dataset, spec: Awaited<ReturnType<BackbonesService['get']>>, fx: Awaited<ReturnType<BackbonesService['extractor']>>, pre: ReturnType<typeof featurePreprocessingFor>, head: HeadResult, evaluation: Record<string, unknown> | null, timings: Record<string, number>): Promise<void> {
+  private async finish(job: FinetuneJob, dataset: Dataset, spec: Awaited<ReturnType<BackbonesService['get']>>, fx: Awaited<ReturnType<BackbonesService['extractor']>>, pre: ReturnType<typeof featurePreprocessingFor>, head: HeadResult, evaluation: Record<string, unknown>, timings: Record<string, number>): Promise<void> {
     await this.db.transaction(async (tx: EntityManager) => {
       // One version number per model name, even with concurrent jobs.
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`model:${job.modelName}`]);
@@ -274,7 +282,7 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
           declaredSize: dataset.declaredSize,
           noiseKind: head.noiseKind,
         },
-        evaluation,
+        evaluation: Object.keys(evaluation).length ? evaluation : null,
         createdAt: new Date(),
       };
       await tx.getRepository(TrainedModel).insert(model as never);

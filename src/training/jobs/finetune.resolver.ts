@@ -1,4 +1,6 @@
-import { Args, ID, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { Args, ID, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { asPayload } from '../../common/graphql/payload-errors';
 import { decodeCursor, isTimeIdCursor, PageArgs, pageSize, toConnection } from '../../common/graphql/relay';
 import { CurrentPrincipal, Roles } from '../../modules/auth/auth.decorators';
@@ -41,6 +43,21 @@ export function toJobObject(j: FinetuneJob, replayed = false): FinetuneJobObject
   });
 }
 
+@Resolver(() => FinetuneJobObject)
+export class FinetuneJobFieldsResolver {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  @ResolveField(() => String, {
+    nullable: true,
+    description: 'Evaluation of the trained model as JSON text: `public` (free, public data) and/or `private` (noisy held-out count, charged).',
+  })
+  async evaluation(@Parent() job: FinetuneJobObject): Promise<string | null> {
+    if (!job.modelId) return null;
+    const [row] = await this.db.query('SELECT evaluation FROM models WHERE id = $1', [job.modelId]);
+    return row?.evaluation ? JSON.stringify(row.evaluation) : null;
+  }
+}
+
 @Resolver()
 export class FinetuneResolver {
   constructor(
@@ -54,7 +71,11 @@ export class FinetuneResolver {
   requestFinetune(@Args('input') input: RequestFinetuneInput, @CurrentPrincipal() principal: Principal): Promise<typeof RequestFinetuneResult> {
     return asPayload(async () => {
       const { job, replayed } = await this.jobs.request(
-        { ...input, publicEvaluation: input.publicEvaluation ? { format: input.publicEvaluation.format, location: input.publicEvaluation.location } : undefined },
+        {
+          ...input,
+          publicEvaluation: input.publicEvaluation ? { format: input.publicEvaluation.format, location: input.publicEvaluation.location } : undefined,
+          privateEvaluation: input.privateEvaluation ? { fraction: input.privateEvaluation.fraction, noiseMultiplier: input.privateEvaluation.noiseMultiplier ?? undefined } : undefined,
+        },
         principal,
       );
       this.worker.poke();

@@ -32,6 +32,15 @@ export class PublicDatasetInput {
   location: string;
 }
 
+@InputType({ description: 'Hold out a share of the private data and release its accuracy as a noisy count, charged to the ledger.' })
+export class PrivateEvaluationInput {
+  @Field(() => Float, { description: 'Share held out, in (0, 0.5]: every round(1/fraction)-th example.' })
+  fraction: number;
+
+  @Field(() => Float, { nullable: true, description: 'Noise multiplier of the released count (default 20).' })
+  noiseMultiplier?: number;
+}
+
 @InputType({ description: 'Give targetEpsilon (sigma is calibrated with the ledger\'s accountant) or noiseMultiplier.' })
 export class RequestFinetuneInput {
   @Field(() => ID)
@@ -84,6 +93,9 @@ export class RequestFinetuneInput {
 
   @Field(() => PublicDatasetInput, { nullable: true, description: 'PUBLIC evaluation data: accuracy reported as a plain number, not charged.' })
   publicEvaluation?: PublicDatasetInput;
+
+  @Field(() => PrivateEvaluationInput, { nullable: true, description: 'Private held-out evaluation: a noisy count, charged (included in targetEpsilon).' })
+  privateEvaluation?: PrivateEvaluationInput;
 
   @Field(() => String, { nullable: true, description: 'Name of the resulting model (versions increase per name).' })
   modelName?: string;
