@@ -19,6 +19,12 @@ export async function bootstrap(config: AppConfig, logger: JsonLogger): Promise<
       bufferLogs: false,
     });
     app.disable('x-powered-by');
+    if (config.role === 'worker') {
+      // Worker replicas run jobs and expose health and metrics; the API is served by `all` / `api` processes.
+      app.use('/graphql', (_req: unknown, res: { status(n: number): { json(body: unknown): void } }) =>
+        res.status(404).json({ errors: [{ message: 'this process is a worker (PRIVATUNE_ROLE=worker): GraphQL is served by the API processes', extensions: { code: 'NOT_FOUND' } }] }),
+      );
+    }
     app.useBodyParser('json', { limit: '64mb' });
     await app.listen(config.port, config.host);
     const address = app.getHttpServer().address();

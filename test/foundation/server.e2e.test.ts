@@ -139,6 +139,19 @@ describe('server end to end (DATABASE_URL)', () => {
     if (password) assert.doesNotMatch(all, new RegExp(password));
   });
 
+  it('runs worker replicas on the same database without a GraphQL endpoint', async () => {
+    const worker = await startServer({ ...env(), PRIVATUNE_ROLE: 'worker' });
+    try {
+      await waitReady(worker.url);
+      const res = await fetch(`${worker.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ me { id } }"}' });
+      assert.equal(res.status, 404);
+      assert.equal((await fetch(`${worker.url}/metrics`)).status, 200);
+      assert.ok(worker.logs.some((l) => /finetune worker started/.test(l)));
+    } finally {
+      assert.equal(await worker.stop('SIGTERM'), 0);
+    }
+  });
+
   it('stops cleanly on SIGTERM and starts again on the same data (here with a depth limit of 3)', async () => {
     const code = await server.stop('SIGTERM');
     assert.equal(code, 0);
