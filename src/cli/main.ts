@@ -7,6 +7,7 @@
  *   privatune apikey revoke <id|prefix>
  *   privatune migrate                                      applies pending migrations
  *   privatune privacy epsilon|calibrate ...                accounting (see src/cli/privacy-command.ts)
+ *   privatune finetune request|status ...                  finetunes through a running platform (src/cli/finetune-command.ts)
  *
  * Exit codes: 0 success, 2 bad usage or input (one line on stderr, nothing on stdout), 1 other failure.
  */
@@ -21,6 +22,7 @@ import { ApiKeysService } from '../modules/auth/api-keys.service';
 import { Role, ROLES } from '../modules/auth/role';
 import { dataSourceOptions, runMigrations } from '../modules/database/data-source';
 import { resolveDatabase } from '../modules/database/database-url';
+import { CliUsageError, runFinetuneCommand } from './finetune-command';
 import { runPrivacyCommand } from './privacy-command';
 
 export class UsageError extends Error {}
@@ -31,7 +33,9 @@ const USAGE = `usage: privatune <command>
   apikey revoke <id|prefix>
   migrate
   privacy epsilon --delta D --accountant exact|rdp|pld|auto --events JSON|@file
-  privacy calibrate --target-epsilon E --delta D [--sampling-rate Q] [--steps T] [--accountant A]`;
+  privacy calibrate --target-epsilon E --delta D [--sampling-rate Q] [--steps T] [--accountant A]
+  finetune request --dataset ID (--target-epsilon E | --noise-multiplier S) [--method M] [--model-name N] [--wait]
+  finetune status JOB_ID [--wait]          (platform: PRIVATUNE_URL, key: PRIVATUNE_API_KEY)`;
 
 interface Io {
   stdout: (s: string) => void;
@@ -114,6 +118,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       }
       case 'privacy':
         return await runPrivacyCommand(rest, { ...io, readFile: (p: string) => readFileSync(p, 'utf8') });
+      case 'finetune':
+        return await runFinetuneCommand(rest, { ...io, env: process.env });
       case undefined:
       case 'help':
       case '--help':
@@ -123,7 +129,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError || err instanceof DomainError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || err instanceof CliUsageError || err instanceof ConfigError || err instanceof DomainError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       io.stderr(`privatune: ${(err as Error).message.split('\n')[0]}\n`);
       return 2;
     }

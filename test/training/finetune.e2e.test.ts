@@ -205,6 +205,24 @@ describe('private finetunes end to end', () => {
     assert.ok(after > before);
   });
 
+  it('runs a finetune from the CLI (privatune finetune request --wait)', async () => {
+    const cliEnv = { ...env(), PRIVATUNE_URL: server.url, PRIVATUNE_API_KEY: engineer };
+    const out = await runCli(['finetune', 'request', '--dataset', datasetId, '--noise-multiplier', '10', '--method', 'single_step', '--model-name', 'from-cli', '--wait'], cliEnv);
+    assert.equal(out.code, 0, out.stderr);
+    const job = JSON.parse(out.stdout);
+    assert.equal(job.status, 'SUCCEEDED');
+    assert.equal(job.modelName, 'from-cli');
+    assert.match(out.stderr, /SUCCEEDED 100%/);
+    const status = await runCli(['finetune', 'status', job.id], cliEnv);
+    assert.equal(JSON.parse(status.stdout).id, job.id);
+    const refused = await runCli(['finetune', 'request', '--dataset', datasetId, '--target-epsilon', '50'], cliEnv);
+    assert.equal(refused.code, 2);
+    assert.equal(refused.stdout, '');
+    assert.match(refused.stderr, /InsufficientBudgetError/);
+    const noKey = await runCli(['finetune', 'status', job.id], { ...cliEnv, PRIVATUNE_API_KEY: undefined });
+    assert.equal(noKey.code, 2);
+  });
+
   it('refuses a finetune that would exceed the budget, with nothing queued', async () => {
     const before = await sql(`SELECT count(*)::int AS n FROM finetune_jobs`);
     const res = await asEngineer(REQUEST, { i: { datasetId, targetEpsilon: 6 } }); // alone it uses the whole limit
