@@ -23,6 +23,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
+COPY --from=build /app/src/dashboard/public src/dashboard/public
 COPY package.json ./
 RUN if [ "$TFJS_GPU" = "1" ]; then npm install --no-save @tensorflow/tfjs-node-gpu@4.22.0; fi
 EXPOSE 3000

@@ -10,6 +10,7 @@ import { createErrorFormatter } from './common/graphql/format-error';
 import { queryLimitsPlugin } from './common/graphql/query-limits.plugin';
 import { JsonLogger } from './common/logging/json-logger';
 import { requestIdMiddleware } from './common/logging/request-id.middleware';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { dataSourceOptions } from './modules/database/data-source';
 import { DatasetsModule } from './modules/datasets/datasets.module';
@@ -60,6 +61,7 @@ export class AppModule implements NestModule {
         DatasetsModule,
         LedgerModule,
         TrainingModule,
+        DashboardModule,
       ],
     };
   }
