@@ -2,5 +2,6 @@
 import { ApiKeys1764300000000 } from './1764300000000-api-keys';
 import { DatasetsLedger1764300100000 } from './1764300100000-datasets-ledger';
 import { FinetuneJobsModels1764300200000 } from './1764300200000-finetune-jobs-models';
+import { Serving1764300300000 } from './1764300300000-serving';
 
-export const migrations = [ApiKeys1764300000000, DatasetsLedger1764300100000, FinetuneJobsModels1764300200000];
+export const migrations = [ApiKeys1764300000000, DatasetsLedger1764300100000, FinetuneJobsModels1764300200000, Serving1764300300000];

@@ -18,6 +18,7 @@ import { HealthModule } from './modules/health/health.module';
 import { LedgerModule } from './modules/ledger/ledger.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
 import { PrivacyModule } from './modules/privacy/privacy.module';
+import { ServingModule } from './serving/serving.module';
 import { TrainingModule } from './training/training.module';
 
 /** Provides the validated configuration to every module. */
@@ -61,6 +62,7 @@ export class AppModule implements NestModule {
         DatasetsModule,
         LedgerModule,
         TrainingModule,
+        ServingModule,
         DashboardModule,
       ],
     };

@@ -37,6 +37,27 @@ export interface AppConfig {
     /** Fault injection for crash tests (NODE_ENV=test only): pause this long right after the noisy release. */
     testPauseAfterReleaseMs: number;
   };
+  serving: ServingConfig;
+}
+
+/** Model serving: request limits, dynamic micro-batching per backbone, and how replicas follow deployments. */
+export interface ServingConfig {
+  /** Most images one classify request may carry. */
+  maxImagesPerRequest: number;
+  /** Most bytes per image (the decoded base64: an encoded file, or raw pixels). */
+  maxImageBytes: number;
+  /** Most pixels (width x height) per image, checked from the header before decoding. */
+  maxImagePixels: number;
+  /** Most images in one backbone forward pass. */
+  maxBatchSize: number;
+  /** Longest a queued image waits for companions while more images are being decoded. */
+  maxBatchDelayMs: number;
+  /** Most images admitted per backbone (being decoded or waiting for the backbone); more are refused (OVERLOADED). */
+  maxQueue: number;
+  /** A classify request not answered within this time fails with TIMEOUT. */
+  requestTimeoutMs: number;
+  /** How often each replica checks PostgreSQL for deployment, alias and grant changes. */
+  syncMs: number;
 }
 
 export class ConfigError extends Error {
@@ -128,6 +149,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
       heartbeatMs: readInt(env, 'JOB_HEARTBEAT_MS', 10_000, 100, 3_600_000),
       pollMs: readInt(env, 'JOB_POLL_MS', 1_000, 10, 600_000),
       testPauseAfterReleaseMs: nodeEnv === 'test' ? readInt(env, 'TEST_PAUSE_AFTER_RELEASE_MS', 0, 0, 600_000) : 0,
+    },
+    serving: {
+      maxImagesPerRequest: readInt(env, 'SERVING_MAX_IMAGES', 32, 1, 1024),
+      maxImageBytes: readInt(env, 'SERVING_MAX_IMAGE_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+      maxImagePixels: readInt(env, 'SERVING_MAX_IMAGE_PIXELS', 4096 * 4096, 1, 100_000_000),
+      maxBatchSize: readInt(env, 'SERVING_MAX_BATCH_SIZE', 32, 1, 1024),
+      maxBatchDelayMs: readInt(env, 'SERVING_MAX_BATCH_DELAY_MS', 5, 0, 10_000),
+      maxQueue: readInt(env, 'SERVING_MAX_QUEUE', 256, 1, 100_000),
+      requestTimeoutMs: readInt(env, 'SERVING_REQUEST_TIMEOUT_MS', 10_000, 10, 600_000),
+      syncMs: readInt(env, 'SERVING_SYNC_MS', 1_000, 50, 600_000),
     },
   };
 }

@@ -1,0 +1,128 @@
+/**
+ * Classify inputs -> preprocessed backbone input (pure: no NestJS). Each image is base64 of either an
+ * encoded file (PNG, JPEG, WebP, GIF, TIFF: read with sharp/libvips) or, when width, height and channels
+ * are given, raw uint8 pixels (row-major, interleaved, 1 = gray, 3 = RGB, 4 = RGBA).
+ *
+ * Cheap checks (`checkImage`: base64, byte and pixel limits, raw sizes) run for every image before the
+ * request takes room in the queue; decoding happens afterwards. Images are then resized and normalised
+ * exactly as the backbone declares (its PreprocessingSpec, through the same code the training path
+ * uses), so served features equal training features for equal pixels.
+ */
+import { BadInputError } from '../../common/errors/domain-errors';
+import { decodeImage, preprocessRawBatch, type PreprocessingSpec, type RawImage } from '../../training/backbones';
+
+export interface ImageInputLike {
+  data: string;
+  width?: number | null;
+  height?: number | null;
+  channels?: number | null;
+}
+
+export interface ImageLimits {
+  maxImageBytes: number;
+  maxImagePixels: number;
+}
+
+/** A checked image: its bytes, and its raw geometry when it is raw pixels. */
+export interface CheckedImage {
+  bytes: Buffer;
+  raw?: { width: number; height: number; channels: 1 | 3 | 4 };
+}
+
+/** Encoded formats accepted (sharp's metadata().format names). Vector and document formats are refused. */
+const ENCODED_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff']);
+
+function bad(index: number, reason: string, message: string): BadInputError {
+  return new BadInputError(`images[${index}]: ${message}`, { field: `images[${index}]`, reason });
+}
+
+/** Strict base64 (standard or URL alphabet, padding optional, whitespace and a data: URL prefix tolerated). */
+export function decodeBase64(text: string, index: number, maxBytes: number): Buffer {
+  if (typeof text !== 'string') throw bad(index, 'INVALID_BASE64', 'data must be a base64 string');
+  let s = text;
+  const dataUrl = /^data:[\w.+/-]*(;[\w=.+-]+)*;base64,/i.exec(s.slice(0, 200));
+  if (dataUrl) s = s.slice(dataUrl[0].length);
+  if (/\s/.test(s)) s = s.replace(/\s+/g, '');
+  if (s.length === 0) throw bad(index, 'EMPTY_IMAGE', 'data is empty');
+  // Bound the work before decoding: 4 base64 characters carry 3 bytes.
+  if (Math.floor((s.length * 3) / 4) - 2 > maxBytes) throw bad(index, 'IMAGE_TOO_LARGE', `image is larger than the limit of ${maxBytes} bytes`);
+  const standard = /^[A-Za-z0-9+/]+={0,2}$/.test(s);
+  const urlSafe = !standard && /^[A-Za-z0-9_-]+={0,2}$/.test(s);
+  const padded = s.endsWith('=');
+  if ((!standard && !urlSafe) || (padded ? s.length % 4 !== 0 : s.length % 4 === 1)) {
+    throw bad(index, 'INVALID_BASE64', 'data is not valid base64');
+  }
+  const bytes = Buffer.from(s, urlSafe ? 'base64url' : 'base64');
+  if (bytes.length > maxBytes) throw bad(index, 'IMAGE_TOO_LARGE', `image has ${bytes.length} bytes, above the limit of ${maxBytes}`);
+  return bytes;
+}
+
+/** Validates one image without decoding it (base64, bytes, raw geometry, pixel count of raw images). */
+export function checkImage(input: ImageInputLike, index: number, limits: ImageLimits): CheckedImage {
+  if (!input || typeof input !== 'object') throw bad(index, 'INVALID_IMAGE', 'must be an object with data');
+  const { width, height, channels } = input;
+  const rawFields = [width, height, channels].filter((v) => v !== undefined && v !== null).length;
+  if (rawFields !== 0 && rawFields !== 3) throw bad(index, 'INVALID_RAW_PIXELS', 'raw pixels need width, height and channels together (omit all three for an encoded image)');
+  if (rawFields === 3) {
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width! < 1 || height! < 1) throw bad(index, 'INVALID_RAW_PIXELS', 'width and height must be positive integers');
+    if (channels !== 1 && channels !== 3 && channels !== 4) throw bad(index, 'INVALID_RAW_PIXELS', 'channels must be 1 (gray), 3 (RGB) or 4 (RGBA)');
+    if (width! * height! > limits.maxImagePixels) throw bad(index, 'IMAGE_TOO_LARGE', `${width}x${height} pixels is above the limit of ${limits.maxImagePixels} pixels`);
+  }
+  const bytes = decodeBase64(input.data, index, limits.maxImageBytes);
+  if (rawFields === 3) {
+    const expected = width! * height! * channels!;
+    if (bytes.length !== expected) throw bad(index, 'INVALID_RAW_PIXELS', `raw ${width}x${height}x${channels} pixels need ${expected} bytes, got ${bytes.length}`);
+    return { bytes, raw: { width: width!, height: height!, channels: channels as 1 | 3 | 4 } };
+  }
+  return { bytes };
+}
+
+/** Decodes (encoded images: header first, so oversized images are refused before their pixels are decoded). */
+export async function decodeChecked(img: CheckedImage, index: number, limits: ImageLimits): Promise<RawImage> {
+  if (img.raw) return { data: new Uint8Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.length), ...img.raw };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const sharp = require('sharp') as typeof import('sharp');
+  let meta: import('sharp').Metadata;
+  try {
+    meta = await sharp(img.bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw bad(index, 'IMAGE_UNDECODABLE', `not a readable image (${(err as Error).message.replace(/\s+/g, ' ').slice(0, 200)})`);
+  }
+  if (!meta.format || !ENCODED_FORMATS.has(meta.format)) {
+    throw bad(index, 'UNSUPPORTED_IMAGE_FORMAT', `format ${meta.format ?? 'unknown'} is not accepted (PNG, JPEG, WebP, GIF or TIFF; or raw pixels)`);
+  }
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (!(w > 0 && h > 0)) throw bad(index, 'IMAGE_UNDECODABLE', 'image has no dimensions');
+  if (w * h > limits.maxImagePixels) throw bad(index, 'IMAGE_TOO_LARGE', `${w}x${h} pixels is above the limit of ${limits.maxImagePixels} pixels`);
+  try {
+    return await decodeImage(img.bytes);
+  } catch (err) {
+    throw bad(index, 'IMAGE_UNDECODABLE', (err as Error).message.replace(/\s+/g, ' ').slice(0, 200));
+  }
+}
+
+/** Raw pixels -> one preprocessed image (inputSize x inputSize x 3 float32) per the backbone's spec. */
+export function preprocessOne(raw: RawImage, inputSize: number, pre: PreprocessingSpec): Float32Array {
+  return preprocessRawBatch({ ...raw, n: 1 }, inputSize, pre);
+}
+
+/** Bounds how many images are decoded at once (each decoded image holds up to maxImagePixels x 4 bytes). */
+export class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    // A finishing task hands its slot straight to the next waiter, so `active` never exceeds the limit.
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}

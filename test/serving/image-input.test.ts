@@ -1,0 +1,75 @@
+/**
+ * Classify image inputs: strict base64, byte and pixel limits checked before decoding, raw pixel geometry,
+ * formats, and that an encoded image and the same raw pixels give the same backbone input.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import sharp from 'sharp';
+import { BadInputError } from '../../src/common/errors/domain-errors';
+import { checkImage, decodeBase64, decodeChecked, preprocessOne } from '../../src/serving/inference/image-input';
+import { MOBILENET_V2_SPEC } from '../../src/training/backbones';
+import { parseModelRef } from '../../src/serving/models/model-ref';
+
+const limits = { maxImageBytes: 64 * 1024, maxImagePixels: 512 * 512 };
+const reason = (r: string) => (e: unknown) => e instanceof BadInputError && e.details?.reason === r;
+
+describe('classify image inputs', () => {
+  it('accepts standard, URL-safe, unpadded, wrapped and data-URL base64; refuses corrupt base64', () => {
+    const bytes = Buffer.from([0xfb, 0xff, 0xfe, 1, 2]);
+    for (const text of [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('base64').replace(/=+$/, ''), `data:image/png;base64,${bytes.toString('base64')}`, bytes.toString('base64').replace(/(.{3})/, '$1\n')]) {
+      assert.deepEqual(decodeBase64(text, 0, 1000), bytes, text);
+    }
+    for (const text of ['not base64!', 'abc*', 'A', 'AAAAA=', '=AAA', '']) {
+      assert.throws(() => decodeBase64(text, 2, 1000), (e: unknown) => e instanceof BadInputError && e.details?.field === 'images[2]', text);
+    }
+    assert.throws(() => decodeBase64('', 0, 1000), reason('EMPTY_IMAGE'));
+    assert.throws(() => decodeBase64('###', 0, 1000), reason('INVALID_BASE64'));
+  });
+
+  it('refuses images above the byte limit before decoding them', () => {
+    const big = Buffer.alloc(limits.maxImageBytes + 10).toString('base64');
+    assert.throws(() => checkImage({ data: big }, 0, limits), reason('IMAGE_TOO_LARGE'));
+  });
+
+  it('checks raw pixel geometry', () => {
+    const ok = checkImage({ data: Buffer.alloc(2 * 3 * 3).toString('base64'), width: 2, height: 3, channels: 3 }, 0, limits);
+    assert.deepEqual(ok.raw, { width: 2, height: 3, channels: 3 });
+    assert.throws(() => checkImage({ data: Buffer.alloc(17).toString('base64'), width: 2, height: 3, channels: 3 }, 0, limits), reason('INVALID_RAW_PIXELS'));
+    assert.throws(() => checkImage({ data: 'AAAA', width: 2, height: 3 }, 0, limits), reason('INVALID_RAW_PIXELS'));
+    assert.throws(() => checkImage({ data: 'AAAA', width: 1, height: 1, channels: 2 }, 0, limits), reason('INVALID_RAW_PIXELS'));
+    assert.throws(() => checkImage({ data: 'AAAA', width: 0, height: 1, channels: 1 }, 0, limits), reason('INVALID_RAW_PIXELS'));
+    assert.throws(() => checkImage({ data: 'AAAA', width: 1000, height: 1000, channels: 1 }, 0, limits), reason('IMAGE_TOO_LARGE'));
+  });
+
+  it('refuses non-images, unsupported formats and oversized images from their header', async () => {
+    const text = checkImage({ data: Buffer.from('hello, this is not an image').toString('base64') }, 0, limits);
+    await assert.rejects(decodeChecked(text, 0, limits), reason('IMAGE_UNDECODABLE'));
+    const svg = checkImage({ data: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>').toString('base64') }, 0, limits);
+    await assert.rejects(decodeChecked(svg, 0, limits), (e: unknown) => e instanceof BadInputError && ['UNSUPPORTED_IMAGE_FORMAT', 'IMAGE_UNDECODABLE'].includes(String(e.details?.reason)));
+    const huge = await sharp({ create: { width: 1000, height: 600, channels: 3, background: { r: 10, g: 20, b: 30 } } }).png().toBuffer();
+    await assert.rejects(decodeChecked(checkImage({ data: huge.toString('base64') }, 0, limits), 0, limits), reason('IMAGE_TOO_LARGE'));
+    const png = await sharp({ create: { width: 10, height: 10, channels: 3, background: { r: 10, g: 20, b: 30 } } }).png().toBuffer();
+    const truncated = checkImage({ data: png.subarray(0, png.length - 20).toString('base64') }, 0, limits);
+    await assert.rejects(decodeChecked(truncated, 0, limits), (e: unknown) => e instanceof BadInputError);
+  });
+
+  it('gives the same backbone input for a PNG and its raw pixels', async () => {
+    const raw = Buffer.from(Array.from({ length: 28 * 28 }, (_, i) => (i * 37) % 256));
+    const png = await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+    const fromPng = preprocessOne(await decodeChecked(checkImage({ data: png.toString('base64') }, 0, limits), 0, limits), 96, MOBILENET_V2_SPEC.preprocessing);
+    const fromRaw = preprocessOne(await decodeChecked(checkImage({ data: raw.toString('base64'), width: 28, height: 28, channels: 1 }, 0, limits), 0, limits), 96, MOBILENET_V2_SPEC.preprocessing);
+    assert.equal(fromPng.length, 96 * 96 * 3);
+    assert.deepEqual(fromPng, fromRaw);
+  });
+
+  it('parses model references', () => {
+    assert.deepEqual(parseModelRef('fashion@3'), { kind: 'version', name: 'fashion', version: 3, text: 'fashion@3' });
+    assert.deepEqual(parseModelRef('fashion@v3'), { kind: 'version', name: 'fashion', version: 3, text: 'fashion@v3' });
+    assert.deepEqual(parseModelRef('fashion.v2@production'), { kind: 'alias', name: 'fashion.v2', alias: 'production', text: 'fashion.v2@production' });
+    assert.deepEqual(parseModelRef('fashion'), { kind: 'latest', name: 'fashion', text: 'fashion' });
+    assert.equal(parseModelRef('0B7A8B2E-1C2D-4E5F-8A9B-0C1D2E3F4A5B').kind, 'id');
+    for (const bad of ['', '@prod', 'fashion@', 'fashion@Prod', 'fashion@0', 'a b@1', 'fa@shion@x!']) {
+      assert.throws(() => parseModelRef(bad), (e: unknown) => e instanceof BadInputError && e.details?.reason === 'INVALID_MODEL_REF', bad);
+    }
+  });
+});
