@@ -9,7 +9,7 @@ const NEAR_LIMIT = 0.8;
 /** ... and "at" its limit from this share (less than 1% left). */
 const AT_LIMIT = 0.99;
 const PAGE = 100; // the API's largest page
-const COUNT_BATCH = 8; // datasets per model-count query (keeps its cost under GRAPHQL_MAX_COST)
+const COUNT_BATCH = 6; // datasets per model-count query: about 700 cost each, under GRAPHQL_MAX_COST's 5000
 
 const main = document.getElementById('main');
 const announcer = document.getElementById('announcer');
@@ -210,12 +210,16 @@ async function loadModels(datasetId) {
   }
 }
 
-/** Model counts of many datasets: one query per COUNT_BATCH datasets (aliased fields), following pages. */
+/**
+ * Model counts of many datasets: one query per batch of datasets (aliased fields), following pages. The
+ * batch shrinks if the platform's query cost limit is lower than the default.
+ */
 async function countModels(datasetIds, onCount) {
   let pending = datasetIds.map((id) => ({ id, after: null, count: 0 }));
+  let batchSize = COUNT_BATCH;
   while (pending.length) {
     const src = MODEL_SOURCES[modelSource];
-    const batch = pending.slice(0, COUNT_BATCH);
+    const batch = pending.slice(0, batchSize);
     const vars = {};
     const parts = batch.map((item, i) => {
       vars[`d${i}`] = item.id;
@@ -227,6 +231,10 @@ async function countModels(datasetIds, onCount) {
     try {
       data = await gql(`query Counts(${decl}) { ${parts.join(' ')} }`, vars);
     } catch (err) {
+      if (err.code === 'QUERY_TOO_COSTLY' && batchSize > 1) {
+        batchSize = Math.ceil(batchSize / 2);
+        continue;
+      }
       if (!isSchemaMismatch(err) || modelSource === MODEL_SOURCES.length - 1) throw err;
       modelSource++;
       pending = datasetIds.map((id) => ({ id, after: null, count: 0 }));
@@ -239,7 +247,7 @@ async function countModels(datasetIds, onCount) {
       if (conn.pageInfo.hasNextPage) next.push({ ...item, after: conn.pageInfo.endCursor });
       else onCount(item.id, item.count);
     });
-    pending = [...next, ...pending.slice(COUNT_BATCH)];
+    pending = [...next, ...pending.slice(batchSize)];
   }
 }
 
@@ -483,7 +491,7 @@ function ledgerRow(e) {
     h('td', { class: 'time' }, fmtUtc(e.createdAt)),
     h('td', {}, e.kind),
     h('td', {}, e.requesterName ?? '—'),
-    h('td', {}, e.purpose),
+    h('td', { class: 'text' }, e.purpose),
     h('td', {}, e.events.length ? e.events.map((ev, i) => [i ? h('br') : null, describeEvent(ev)]) : '—'),
     h('td', { class: 'num' }, fmtEps(e.epsilonSpent)),
     h('td', { class: 'num' }, fmtEps(e.epsilonReserved)),
