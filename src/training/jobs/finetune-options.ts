@@ -4,7 +4,12 @@
  * at private data or test labels:
  * - LEAST_SQUARES (default): clip norm 1 on unit-norm features (so clipping is a no-op), ridge lambda = 10 sigma.
  * - SINGLE_STEP: clip norm 1, zero init, learning rate 1 (from zero init the prediction does not depend on it).
- * - DP_SGD: 300 full-batch steps, SGD with momentum 0.9, learning rate 0.5, clip norm 1, cosine schedule.
+ * - DP_SGD: 300 full-batch steps, SGD with momentum 0.9, learning rate 32, clip norm 1, cosine schedule.
+ *   The learning rate is the one exception to "public data only": it was selected once, as a platform design
+ *   decision, on a held-out split of the Fashion-MNIST TRAINING set (never its test set) among
+ *   0.5 / 2 / 8 / 32 / 128 at epsilon 1, 3, 8 (bench/utility-tune.ts, docs/benchmarks.md "Utility"). The
+ *   previous 0.5 left full-batch GD far from converged in 300 steps on the preprocessed backbone features
+ *   (68.6% test accuracy with or without noise, against 84-85% at lr 32).
  * - Private evaluation (opt-in): every m-th example (m = round(1 / fraction), a rule that does not look at
  *   the data) is held out; the number of correct predictions on them is released with Gaussian noise of
  *   multiplier 20 (count sensitivity 1) and charged to the ledger with the training releases.
@@ -94,7 +99,7 @@ export function resolveFinetuneOptions(input: FinetuneOptionsInput, backbone: Ba
     steps,
     samplingRate,
     optimizer,
-    learningRate: positive(input.learningRate, 'learningRate', method === 'DP_SGD' ? (optimizer === 'SGD' ? 0.5 : 0.01) : 1),
+    learningRate: positive(input.learningRate, 'learningRate', method === 'DP_SGD' ? (optimizer === 'SGD' ? 32 : 0.01) : 1),
     momentum,
     fitBias: input.fitBias ?? method !== 'SINGLE_STEP',
     publicEvaluation: input.publicEvaluation ?? null,
