@@ -58,6 +58,8 @@ export interface ServingConfig {
   requestTimeoutMs: number;
   /** How often each replica checks PostgreSQL for deployment, alias and grant changes. */
   syncMs: number;
+  /** Serving threads (sessions) per ONNX backbone; 0: automatic (one per core up to 4 on CPU, one on GPU). */
+  backboneThreads: number;
 }
 
 export class ConfigError extends Error {
@@ -159,6 +161,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxQueue: readInt(env, 'SERVING_MAX_QUEUE', 256, 1, 100_000),
       requestTimeoutMs: readInt(env, 'SERVING_REQUEST_TIMEOUT_MS', 10_000, 10, 600_000),
       syncMs: readInt(env, 'SERVING_SYNC_MS', 1_000, 50, 600_000),
+      backboneThreads: readInt(env, 'SERVING_BACKBONE_THREADS', 0, 0, 64),
     },
   };
 }

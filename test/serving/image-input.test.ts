@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { BadInputError } from '../../src/common/errors/domain-errors';
 import { checkImage, decodeBase64, decodeChecked, preprocessOne } from '../../src/serving/inference/image-input';
-import { MOBILENET_V2_SPEC } from '../../src/training/backbones';
+import { decodeImage, MOBILENET_V2_SPEC } from '../../src/training/backbones';
 import { parseModelRef } from '../../src/serving/models/model-ref';
 
 const limits = { maxImageBytes: 64 * 1024, maxImagePixels: 512 * 512 };
@@ -51,6 +51,14 @@ describe('classify image inputs', () => {
     const png = await sharp({ create: { width: 10, height: 10, channels: 3, background: { r: 10, g: 20, b: 30 } } }).png().toBuffer();
     const truncated = checkImage({ data: png.subarray(0, png.length - 20).toString('base64') }, 0, limits);
     await assert.rejects(decodeChecked(truncated, 0, limits), (e: unknown) => e instanceof BadInputError);
+  });
+
+  it('decodes JPEGs to the same pixels as the training path', async () => {
+    const rgb = Buffer.from(Array.from({ length: 40 * 30 * 3 }, (_, i) => (i * 13) % 256));
+    const jpeg = await sharp(rgb, { raw: { width: 40, height: 30, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+    const served = await decodeChecked(checkImage({ data: jpeg.toString('base64') }, 0, limits), 0, limits);
+    const trained = await decodeImage(jpeg);
+    assert.deepEqual({ ...served, data: Buffer.from(served.data) }, { ...trained, data: Buffer.from(trained.data) });
   });
 
   it('gives the same backbone input for a PNG and its raw pixels', async () => {

@@ -20,6 +20,8 @@ import { Principal } from '../../modules/auth/principal';
 import { Role } from '../../modules/auth/role';
 import { BackbonesService } from '../../training/backbones/backbones.service';
 import type { BackboneSpec, FeatureExtractor } from '../../training/backbones';
+import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../../training/backbones/onnx/keras-to-onnx';
+import { BackbonePool, threadConfigFor } from '../inference/backbone-thread';
 import { preprocessOne, Semaphore } from '../inference/image-input';
 import { MicroBatcher } from '../inference/micro-batcher';
 import { backboneKey, ServedModel } from '../inference/served-model';
@@ -54,6 +56,9 @@ export interface BackboneRuntime {
   extractor: FeatureExtractor;
   inputSize: number;
   batcher: MicroBatcher;
+  /** Where forward passes run: a serving thread (ONNX) or the main thread (TF.js fallback). */
+  engine: string;
+  pool?: BackbonePool;
 }
 
 export type ServingStatus = 'WARMING' | 'READY' | 'FAILED';
@@ -66,6 +71,8 @@ interface ServedEntry {
   model?: ServedModel;
   runtime?: BackboneRuntime;
   ready: Promise<void>;
+  /** Loaded by deployModel ahead of its deployment row: kept until then (or until this time passes). */
+  pinnedUntil?: number;
 }
 
 export interface ReadyModel {
@@ -92,7 +99,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Bounds concurrent image decodes across all requests of this process. */
-  readonly decodeSlots = new Semaphore(Math.max(2, availableParallelism()));
+  readonly decodeSlots = new Semaphore(Math.max(4, availableParallelism()));
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -127,7 +134,10 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
     this.stopped = true;
     clearInterval(this.timer);
     await this.chain.catch(() => undefined);
-    for (const rt of this.loadedRuntimes.values()) rt.batcher.close();
+    for (const rt of this.loadedRuntimes.values()) {
+      rt.batcher.close();
+      await rt.pool?.close().catch(() => undefined);
+    }
   }
 
   /** Re-reads the deployment state now (after this replica changed it); serialised with the periodic poll. */
@@ -154,9 +164,14 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
       this.logger.log({ msg: 'serving state loaded', version: this.snapshot.version, deployed: [...this.snapshot.deployments.values()].map((d) => `${d.name}@${d.version}`) });
     }
     const snap = this.snapshot;
-    for (const [id, entry] of this.served) if (!snap.deployments.has(id)) this.served.delete(id);
+    const now = Date.now();
+    for (const [id, entry] of this.served) {
+      if (snap.deployments.has(id)) entry.pinnedUntil = undefined;
+      else if (!(entry.pinnedUntil && entry.pinnedUntil > now)) this.served.delete(id);
+    }
     for (const info of snap.deployments.values()) {
       const entry = this.served.get(info.id);
+      if (entry) entry.info = info;
       if (!entry || (entry.status === 'FAILED' && Date.now() - (entry.failedAt ?? 0) > RETRY_FAILED_MS)) this.load(info);
     }
   }
@@ -206,7 +221,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
       entry.model = model;
       entry.runtime = runtime;
       entry.status = 'READY';
-      this.logger.log({ msg: 'model ready', model: model.ref, id: m.id, backbone: runtime.key, engine: runtime.extractor.backend });
+      this.logger.log({ msg: 'model ready', model: model.ref, id: m.id, backbone: runtime.key, engine: runtime.engine });
     })().catch((err: Error) => {
       entry.status = 'FAILED';
       entry.error = err.message;
@@ -223,6 +238,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
   async prepare(info: DeployedInfo): Promise<void> {
     const existing = this.served.get(info.id);
     const entry = existing && existing.status !== 'FAILED' ? existing : this.load(info);
+    if (!this.snapshot.deployments.has(info.id)) entry.pinnedUntil = Date.now() + 60_000;
     await entry.ready.catch((err: Error) => {
       throw new ModelNotReadyError(`model ${info.name}@${info.version} cannot be served: ${err.message}`);
     });
@@ -235,15 +251,35 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
       found = (async () => {
         const spec = await this.backbones.get(m.backbone.id);
         const extractor = await this.backbones.extractor(spec, m.backbone.featureLayer, m.backbone.inputSize);
+        let run = (x: Float32Array, n: number) => extractor.extract(x, n, { batchSize: n });
+        let engine = `${extractor.engine}/${extractor.backend} (main thread)`;
+        let pool: BackbonePool | undefined;
+        const threadConfig = threadConfigFor(extractor, { exportedInput: ONNX_INPUT_NAME, exportedOutput: ONNX_OUTPUT_NAME });
+        if (threadConfig) {
+          const gpu = (threadConfig.executionProviders ?? []).some((p) => p !== 'cpu');
+          const cores = availableParallelism();
+          const workers = this.config.serving.backboneThreads || (gpu ? 1 : Math.min(cores, 4));
+          const intraOp = Math.max(1, Math.floor(cores / workers));
+          try {
+            const p = new BackbonePool({ ...threadConfig, threads: intraOp }, workers);
+            await p.start();
+            pool = p;
+            run = (x, n) => p.run(x, n);
+            engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op)`;
+          } catch (err) {
+            this.logger.warn({ msg: 'backbone serving threads unavailable; forward passes run on the main thread', backbone: key, error: (err as Error).message });
+          }
+        }
         const s = this.config.serving;
         const batcher = new MicroBatcher({
           name: key,
           maxBatchSize: s.maxBatchSize,
           maxDelayMs: s.maxBatchDelayMs,
           maxQueue: Math.max(s.maxQueue, s.maxBatchSize),
+          maxInFlight: pool?.size ?? 1,
           imageLength: extractor.inputSize * extractor.inputSize * 3,
           featureDim: extractor.featureDim,
-          run: (x, n) => extractor.extract(x, n, { batchSize: n }),
+          run: (x, n) => run(x, n),
           onBatch: ({ size, computeMs, queueMs, failed }) => {
             const attrs = { backbone: key };
             servingMetrics.batchSize.record(size, attrs);
@@ -251,7 +287,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
             for (const q of queueMs) servingMetrics.queueTime.record(q / 1000, attrs);
           },
         });
-        const runtime: BackboneRuntime = { key, spec, extractor, inputSize: extractor.inputSize, batcher };
+        const runtime: BackboneRuntime = { key, spec, extractor, inputSize: extractor.inputSize, batcher, engine, pool };
         this.loadedRuntimes.set(key, runtime);
         return runtime;
       })();

@@ -9,7 +9,7 @@
  * uses), so served features equal training features for equal pixels.
  */
 import { BadInputError } from '../../common/errors/domain-errors';
-import { decodeImage, preprocessRawBatch, type PreprocessingSpec, type RawImage } from '../../training/backbones';
+import { preprocessRawBatch, type PreprocessingSpec, type RawImage } from '../../training/backbones';
 
 export interface ImageInputLike {
   data: string;
@@ -28,9 +28,6 @@ export interface CheckedImage {
   bytes: Buffer;
   raw?: { width: number; height: number; channels: 1 | 3 | 4 };
 }
-
-/** Encoded formats accepted (sharp's metadata().format names). Vector and document formats are refused. */
-const ENCODED_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff']);
 
 function bad(index: number, reason: string, message: string): BadInputError {
   return new BadInputError(`images[${index}]: ${message}`, { field: `images[${index}]`, reason });
@@ -77,29 +74,45 @@ export function checkImage(input: ImageInputLike, index: number, limits: ImageLi
   return { bytes };
 }
 
-/** Decodes (encoded images: header first, so oversized images are refused before their pixels are decoded). */
+/** The encoded formats accepted, by their magic bytes (vector and document formats are refused). */
+export function sniffFormat(b: Buffer): 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | undefined {
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 8 && b.readUInt32BE(0) === 0x89504e47 && b.readUInt32BE(4) === 0x0d0a1a0a) return 'png';
+  if (b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return 'webp';
+  if (b.length >= 6 && (b.toString('latin1', 0, 6) === 'GIF87a' || b.toString('latin1', 0, 6) === 'GIF89a')) return 'gif';
+  if (b.length >= 4 && (b.readUInt32BE(0) === 0x49492a00 || b.readUInt32BE(0) === 0x4d4d002a)) return 'tiff';
+  return undefined;
+}
+
+/**
+ * Decodes to raw uint8 pixels in one libvips pass. Images above the pixel limit are refused from their
+ * header (sharp's limitInputPixels) before any pixel is decoded. Channel handling is the training
+ * path's (decodeImage): gray, RGB and RGBA kept; gray + alpha keeps the gray.
+ */
 export async function decodeChecked(img: CheckedImage, index: number, limits: ImageLimits): Promise<RawImage> {
   if (img.raw) return { data: new Uint8Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.length), ...img.raw };
+  if (!sniffFormat(img.bytes)) {
+    throw bad(index, 'IMAGE_UNDECODABLE', 'not a PNG, JPEG, WebP, GIF or TIFF image (or send raw pixels with width, height and channels)');
+  }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const sharp = require('sharp') as typeof import('sharp');
-  let meta: import('sharp').Metadata;
+  let out: { data: Buffer; info: import('sharp').OutputInfo };
   try {
-    meta = await sharp(img.bytes, { limitInputPixels: false }).metadata();
+    out = await sharp(img.bytes, { limitInputPixels: limits.maxImagePixels }).raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw bad(index, 'IMAGE_UNDECODABLE', `not a readable image (${(err as Error).message.replace(/\s+/g, ' ').slice(0, 200)})`);
+    const message = (err as Error).message.replace(/\s+/g, ' ').slice(0, 200);
+    if (/pixel limit/i.test(message)) throw bad(index, 'IMAGE_TOO_LARGE', `image is above the limit of ${limits.maxImagePixels} pixels`);
+    throw bad(index, 'IMAGE_UNDECODABLE', `cannot decode image (${message})`);
   }
-  if (!meta.format || !ENCODED_FORMATS.has(meta.format)) {
-    throw bad(index, 'UNSUPPORTED_IMAGE_FORMAT', `format ${meta.format ?? 'unknown'} is not accepted (PNG, JPEG, WebP, GIF or TIFF; or raw pixels)`);
+  const { data, info } = out;
+  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  if (info.channels === 1 || info.channels === 3 || info.channels === 4) return { data: pixels, width: info.width, height: info.height, channels: info.channels };
+  if (info.channels === 2) {
+    const gray = new Uint8Array(info.width * info.height);
+    for (let i = 0; i < gray.length; i++) gray[i] = pixels[2 * i];
+    return { data: gray, width: info.width, height: info.height, channels: 1 };
   }
-  const w = meta.width ?? 0;
-  const h = meta.height ?? 0;
-  if (!(w > 0 && h > 0)) throw bad(index, 'IMAGE_UNDECODABLE', 'image has no dimensions');
-  if (w * h > limits.maxImagePixels) throw bad(index, 'IMAGE_TOO_LARGE', `${w}x${h} pixels is above the limit of ${limits.maxImagePixels} pixels`);
-  try {
-    return await decodeImage(img.bytes);
-  } catch (err) {
-    throw bad(index, 'IMAGE_UNDECODABLE', (err as Error).message.replace(/\s+/g, ' ').slice(0, 200));
-  }
+  throw bad(index, 'IMAGE_UNDECODABLE', `unsupported channel count ${info.channels}`);
 }
 
 /** Raw pixels -> one preprocessed image (inputSize x inputSize x 3 float32) per the backbone's spec. */

@@ -9,8 +9,8 @@
  *     waiting would only add latency: a lone request runs at once), or
  *   - the oldest queued image has waited `maxDelayMs` (images still being decoded are not waited for
  *     any longer than that).
- * One batch runs at a time per backbone (the engine already uses every core); while it runs, new images
- * queue up and form the next batch. Each caller gets the feature rows of its own images, in order.
+ * At most `maxInFlight` batches run at once per backbone (one per engine thread); while they run, new
+ * images queue up and form the next batch. Each caller gets the feature rows of its own images, in order.
  */
 import { OverloadedError } from '../serving.errors';
 
@@ -21,6 +21,8 @@ export interface MicroBatcherOptions {
   maxDelayMs: number;
   /** Most admitted images (being decoded, queued or computed) at once. */
   maxQueue: number;
+  /** Forward passes that may run at once (one per engine thread; default 1). */
+  maxInFlight?: number;
   /** Float32 values per preprocessed image (inputSize * inputSize * 3). */
   imageLength: number;
   featureDim: number;
@@ -52,9 +54,8 @@ export class MicroBatcher {
   private queue: Queued[] = [];
   private admitted = 0;
   private preparing = 0;
-  private running = false;
+  private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
-  private buffer: Float32Array | undefined;
   private closed = false;
   /** Forward passes run so far (for tests and diagnostics). */
   batches = 0;
@@ -134,7 +135,7 @@ export class MicroBatcher {
   }
 
   private schedule(): void {
-    if (this.running || this.queue.length === 0) {
+    if (this.inFlight >= (this.opts.maxInFlight ?? 1) || this.queue.length === 0) {
       if (this.queue.length === 0 && this.timer) {
         clearTimeout(this.timer);
         this.timer = undefined;
@@ -149,6 +150,7 @@ export class MicroBatcher {
         this.timer = undefined;
       }
       void this.runBatch();
+      this.schedule(); // another engine may be free for what is left
       return;
     }
     if (!this.timer) {
@@ -164,9 +166,9 @@ export class MicroBatcher {
     const n = items.length;
     const L = this.opts.imageLength;
     const D = this.opts.featureDim;
-    this.running = true;
-    this.buffer ??= new Float32Array(this.opts.maxBatchSize * L);
-    const pixels = n === this.opts.maxBatchSize ? this.buffer : this.buffer.subarray(0, n * L);
+    this.inFlight++;
+    // A fresh buffer per pass: the engine may take ownership of it (transfer to its thread).
+    const pixels = new Float32Array(n * L);
     for (let i = 0; i < n; i++) {
       pixels.set(items[i].pixels!, i * L);
       items[i].pixels = null;
@@ -189,7 +191,7 @@ export class MicroBatcher {
       const error = err instanceof Error ? err : new Error(String(err));
       for (const { ticket } of items) if (!ticket.released) ticket.reject?.(error);
     } finally {
-      this.running = false;
+      this.inFlight--;
       try {
         this.opts.onBatch?.({ size: n, computeMs: performance.now() - started, queueMs, failed });
       } catch {

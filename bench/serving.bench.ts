@@ -1,0 +1,306 @@
+/**
+ * Serving benchmark: `npm run bench:serving` (= node dist/bench/serving.bench.js after a build).
+ *
+ * Sets up a real platform (the server process on PostgreSQL: DATABASE_URL, else an embedded server under
+ * var/bench-serving), trains a model through the API (LEAST_SQUARES on 1000 real images at the model's
+ * input size), deploys it and grants an inference_client key. Then, in the same run:
+ *
+ *  - raw engine: the same backbone (ONNX Runtime, same exported graph) + the model's head in this process,
+ *    no HTTP, on already-decoded, preprocessed 224x224 pixels: the single-image time (median), and images/s
+ *    at batch 1 and at the server's maximum batch size (closed loop);
+ *  - GraphQL: closed-loop clients at concurrency 1, 8 and 32, each request one 224x224 JPEG (base64) in
+ *    `classify`: images/s, p50 and p99 latency, and the ratio of images/s to the raw engine's images/s.
+ *
+ * Raw and GraphQL measurements are interleaved (raw before and after the GraphQL runs; the reference is
+ * their mean), because the machine may be shared. Targets: ratio >= 0.8 at concurrency 32; p50 at
+ * concurrency 1 within 1.5x of the raw single-image time.
+ *
+ * Options: --size S (model input size, default 224), --seconds S (per measurement, default 10),
+ * --concurrency 1,8,32, --max-batch B (SERVING_MAX_BATCH_SIZE for the server, default 32), --json.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { Client } from 'pg';
+import sharp from 'sharp';
+import { freePort, startEmbeddedPostgres } from '../src/modules/database/embedded-postgres';
+import { ServedModel } from '../src/serving/inference/served-model';
+import type { TrainedModel } from '../src/serving/models/model.entity';
+import { decodeImage, initTensorBackend, loadBackbone, MOBILENET_V2_SPEC, preprocessRawBatch } from '../src/training/backbones';
+import { writeRealSubset } from '../test/support/real-data';
+
+const args = process.argv.slice(2);
+const arg = (k: string) => {
+  const i = args.indexOf(k);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const SIZE = Number(arg('--size') ?? 224);
+const SECONDS = Number(arg('--seconds') ?? 10);
+const LEVELS = (arg('--concurrency') ?? '1,8,32').split(',').map(Number);
+const MAX_BATCH = Number(arg('--max-batch') ?? 32);
+const JSON_OUT = args.includes('--json');
+const ROOT = resolve(__dirname, '..', '..');
+const WORK = join(ROOT, 'var', 'bench-serving');
+const N_TRAIN = 1000;
+const N_IMAGES = 64;
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+async function databaseUrl(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const base = process.env.DATABASE_URL ?? (await startEmbeddedPostgres({ dataDir: join(WORK, 'postgres'), fresh: true })).url;
+  const name = `privatune_bench_${Date.now().toString(36)}`;
+  const admin = new Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    stop: async () => {
+      const c = new Client({ connectionString: base });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+async function startServer(env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
+  // BENCH_SERVER_NODE_ARGS: extra node flags for the server process only (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'src', 'main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health/live`);
+      if (res.ok) return child;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error('server did not start');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function main(): Promise<void> {
+  await mkdir(WORK, { recursive: true });
+  const db = await databaseUrl();
+  const port = await freePort();
+  const artifactDir = join(WORK, 'artifacts');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: db.url,
+    ARTIFACT_DIR: artifactDir,
+    JOB_POLL_MS: '200',
+    SERVING_MAX_BATCH_SIZE: String(MAX_BATCH),
+  };
+  delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const base = `http://127.0.0.1:${port}`;
+  let server: ChildProcess | undefined;
+  try {
+    // ---- setup through the API ----------------------------------------------------------------------
+    const data = await writeRealSubset(join(WORK, 'data'), N_TRAIN, N_IMAGES);
+    server = await startServer(env, port);
+    const cli = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'apikey', 'create', '--role', 'admin', '--name', 'bench'], { env, encoding: 'utf8' });
+    const admin = cli.stdout.trim();
+    const gql = async (query: string, variables: Record<string, unknown> = {}, key = admin) => {
+      const res = await fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ query, variables }) });
+      const body = (await res.json()) as { data?: any; errors?: unknown[] };
+      if (body.errors) throw new Error(JSON.stringify(body.errors));
+      return body.data;
+    };
+    const ds = await gql(`mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { ... on Dataset { id } ... on ValidationError { message } } }`, {
+      i: { name: 'bench', format: 'IDX', location: data.train, declaredSize: N_TRAIN, epsilonLimit: 10, delta: 1e-5 },
+    });
+    const t0 = Date.now();
+    const job = await gql(`mutation($i: RequestFinetuneInput!) { requestFinetune(input: $i) { ... on FinetuneJob { id } ... on ValidationError { message } } }`, {
+      i: { datasetId: ds.registerDataset.id, targetEpsilon: 4, inputSize: SIZE, modelName: 'bench' },
+    });
+    for (;;) {
+      const j = (await gql('query($id: ID!) { finetuneJob(id: $id) { status error } }', { id: job.requestFinetune.id })).finetuneJob;
+      if (j.status === 'SUCCEEDED') break;
+      if (j.status === 'FAILED') throw new Error(`finetune failed: ${j.error}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    log(`# trained bench@1 at ${SIZE} px in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await gql('mutation { deployModel(input: { model: "bench@1" }) { id } }');
+    const client = (await gql('mutation { createApiKey(input: { name: "bench-client", role: INFERENCE_CLIENT }) { key apiKey { id } } }')).createApiKey;
+    await gql('mutation($i: ModelGrantInput!) { grantModelAccess(input: $i) { modelName } }', { i: { modelName: 'bench', apiKeyId: client.apiKey.id } });
+
+    // 224x224 JPEGs (upscaled held-out images, RGB).
+    const imgs = gunzipSync(readFileSync(`${data.test}-images-idx3-ubyte.gz`));
+    const jpegs: Buffer[] = [];
+    for (let i = 0; i < N_IMAGES; i++) {
+      const gray = imgs.subarray(16 + i * 784, 16 + (i + 1) * 784);
+      jpegs.push(await sharp(Buffer.from(gray), { raw: { width: 28, height: 28, channels: 1 } }).resize(224, 224).toColourspace('srgb').jpeg({ quality: 90 }).toBuffer());
+    }
+    const QUERY = 'query($i: ClassifyInput!) { classify(input: $i) { modelVersion predictions { labels { label probability } } } }';
+    const bodies = jpegs.map((j) => JSON.stringify({ query: QUERY, variables: { i: { model: 'bench@1', images: [{ data: j.toString('base64') }], topK: 5 } } }));
+
+    // ---- raw engine (same process as the clients, no HTTP) --------------------------------------------
+    await initTensorBackend();
+    const fx = await loadBackbone(MOBILENET_V2_SPEC, { engine: 'auto', featureLayer: 'block_13_expand_relu', inputSize: SIZE, artifactDir: join(artifactDir, 'backbones') });
+    const pg = new Client({ connectionString: db.url });
+    await pg.connect();
+    const row = (await pg.query("SELECT * FROM models WHERE name = 'bench' AND version = 1")).rows[0];
+    await pg.end();
+    const model = new ServedModel({
+      ...row,
+      datasetId: row.dataset_id,
+      classNames: row.class_names,
+      featurePreprocessing: row.feature_preprocessing,
+    } as TrainedModel);
+    const plane = SIZE * SIZE * 3;
+    const decoded = await Promise.all(jpegs.map((j) => decodeImage(j)));
+    const pixels = new Float32Array(MAX_BATCH * plane);
+    for (let i = 0; i < MAX_BATCH; i++) preprocessRawBatch({ ...decoded[i % decoded.length], n: 1 }, SIZE, MOBILENET_V2_SPEC.preprocessing, pixels, { outOffset: i });
+    const rawBatch = async (b: number) => {
+      const x = pixels.subarray(0, b * plane);
+      model.classify(await fx.extract(x, b, { batchSize: b }), b, 5);
+    };
+    const rawSingle = async (): Promise<number> => {
+      const times: number[] = [];
+      const end = performance.now() + Math.min(SECONDS, 5) * 1000;
+      while (performance.now() < end || times.length < 20) {
+        const t = performance.now();
+        await rawBatch(1);
+        times.push(performance.now() - t);
+      }
+      times.sort((a, b) => a - b);
+      return percentile(times, 0.5);
+    };
+    const rawThroughput = async (b: number): Promise<number> => {
+      await rawBatch(b);
+      let n = 0;
+      const t = performance.now();
+      while (performance.now() - t < SECONDS * 1000 || n < 4 * b) {
+        await rawBatch(b);
+        n += b;
+      }
+      return n / ((performance.now() - t) / 1000);
+    };
+    const raw = async () => ({ single: await rawSingle(), batch1: await rawThroughput(1), batchMax: await rawThroughput(MAX_BATCH) });
+
+    // ---- GraphQL closed loop ------------------------------------------------------------------------------
+    const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+    const post = (body: string): Promise<void> =>
+      new Promise((resolvePost, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port, path: '/graphql', method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${client.key}`, 'content-length': Buffer.byteLength(body) } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString();
+              if (res.statusCode !== 200 || text.includes('"errors"')) reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 300)}`));
+              else resolvePost();
+            });
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const closedLoop = async (c: number) => {
+      const warmEnd = performance.now() + 1500;
+      const end = warmEnd + SECONDS * 1000;
+      const latencies: number[] = [];
+      let done = 0;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: c }, async () => {
+          for (;;) {
+            const t = performance.now();
+            if (t >= end) return;
+            await post(bodies[next++ % bodies.length]);
+            const now = performance.now();
+            if (t >= warmEnd && now <= end) {
+              latencies.push(now - t);
+              done++;
+            }
+          }
+        }),
+      );
+      latencies.sort((a, b) => a - b);
+      return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), requests: done };
+    };
+
+    for (let i = 0; i < 8; i++) await post(bodies[i]); // warm the HTTP path
+    log('# raw engine (before)');
+    const rawBefore = await raw();
+    const results = [];
+    for (const c of LEVELS) {
+      log(`# GraphQL concurrency ${c}`);
+      results.push(await closedLoop(c));
+    }
+    log('# raw engine (after)');
+    const rawAfter = await raw();
+    const mean = (a: number, b: number) => (a + b) / 2;
+    const rawRef = {
+      singleMs: mean(rawBefore.single, rawAfter.single),
+      batch1: mean(rawBefore.batch1, rawAfter.batch1),
+      batchMax: mean(rawBefore.batchMax, rawAfter.batchMax),
+    };
+    const best = Math.max(rawRef.batch1, rawRef.batchMax);
+    const metricsText = await (await fetch(`${base}/metrics`)).text();
+    const batchCount = Number(/^privatune_inference_batch_size_count\{[^}]*\} (\S+)/m.exec(metricsText)?.[1] ?? NaN);
+    const batchSum = Number(/^privatune_inference_batch_size_sum\{[^}]*\} (\S+)/m.exec(metricsText)?.[1] ?? NaN);
+    const report = {
+      node: process.version,
+      cpus: `${availableParallelism()} x ${cpus()[0]?.model ?? 'unknown'}`,
+      loadavg: loadavg().map((l) => l.toFixed(2)),
+      engine: `${fx.engine}/${fx.backend}, ${fx.info.threads} threads`,
+      modelInputSize: SIZE,
+      maxBatch: MAX_BATCH,
+      raw: { before: rawBefore, after: rawAfter, reference: rawRef },
+      graphql: results.map((r) => ({ ...r, ratioToRawBest: r.imagesPerSecond / best, ratioToRawMaxBatch: r.imagesPerSecond / rawRef.batchMax })),
+      meanServerBatch: batchSum / batchCount,
+      p50AtC1OverRawSingle: (results.find((r) => r.concurrency === 1)?.p50 ?? NaN) / rawRef.singleMs,
+    };
+    await fx.dispose();
+    agent.destroy();
+    if (JSON_OUT) {
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return;
+    }
+    const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+    console.log(`Node ${report.node}, ${report.cpus}, load average ${report.loadavg.join(' ')}; engine ${report.engine}`);
+    console.log(`model input ${SIZE} px (block_13_expand_relu), JPEG 224x224 per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH}, ${SECONDS} s per level\n`);
+    console.log('| path | concurrency | images/s | p50 ms | p99 ms | ratio to raw (best batch) | ratio to raw (batch ' + MAX_BATCH + ') |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    console.log(`| raw engine, batch 1 (mean of before/after: ${f(rawBefore.batch1)} / ${f(rawAfter.batch1)}) | - | ${f(rawRef.batch1)} | ${f(rawRef.singleMs, 2)} | - | - | - |`);
+    console.log(`| raw engine, batch ${MAX_BATCH} (before/after: ${f(rawBefore.batchMax)} / ${f(rawAfter.batchMax)}) | - | ${f(rawRef.batchMax)} | - | - | - | - |`);
+    for (const r of report.graphql) {
+      console.log(`| GraphQL classify | ${r.concurrency} | ${f(r.imagesPerSecond)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.ratioToRawBest, 2)} | ${f(r.ratioToRawMaxBatch, 2)} |`);
+    }
+    console.log(`\np50 at concurrency 1 / raw single-image time: ${f(report.p50AtC1OverRawSingle, 2)} (target <= 1.5); mean server batch ${f(report.meanServerBatch, 2)} images`);
+  } finally {
+    server?.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    server?.kill('SIGKILL');
+    await db.stop().catch(() => undefined);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
