@@ -73,15 +73,16 @@ export async function tune(): Promise<void> {
   log(`tuning DP_SGD on ${layer}: fit ${fit.x.rows}, validation ${val.x.rows} (training set only), momentum ${momentum}, ${draws} draw(s)`);
   const results: { steps: number; lr: number; eps: number; acc: number[] }[] = [];
   for (const steps of stepsList) {
-    const o = resolveFinetuneOptions({ method: 'DP_SGD', featureLayer: layer, steps, momentum }, MOBILENET_V2_SPEC);
+    const bias = process.env.BENCH_TUNE_FIT_BIAS;
+    const o = resolveFinetuneOptions({ method: 'DP_SGD', featureLayer: layer, steps, momentum, fitBias: bias === undefined ? undefined : bias === '1' }, MOBILENET_V2_SPEC);
     const sigmas = epsilons.map((eps) => chooseNoiseMultiplier(o, { targetEpsilon: eps, delta }));
     const models: (GdModel & { lr: number; eps: number })[] = [];
     for (const lr of lrs) epsilons.forEach((eps, e) => {
       for (let r = 0; r < draws; r++) models.push({ lr, eps, sigma: sigmas[e], clip: o.clipNorm, noise: secureNoise(), learningRate: lr, momentum });
     });
     const t0 = performance.now();
-    const grad = await OrtGradient.create(fit.x, fit.labels, K, true, models.length);
-    const heads = await trainFullBatchGd(grad, models, { steps, schedule: 'cosine', declaredSize: fit.x.rows, fitBias: true });
+    const grad = await OrtGradient.create(fit.x, fit.labels, K, o.fitBias, models.length);
+    const heads = await trainFullBatchGd(grad, models, { steps, schedule: 'cosine', declaredSize: fit.x.rows, fitBias: o.fitBias });
     await grad.release();
     for (const lr of lrs) for (const eps of epsilons) {
       const acc = heads.filter((_, i) => models[i].lr === lr && models[i].eps === eps).map((h) => accuracy(h, val.x, val.labels));

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { computeEpsilon, seededNoiseForTests } from '../../src/privacy';
 import { MOBILENET_V2_SPEC } from '../../src/training/backbones';
 import { noisyHoldoutAccuracy, splitHoldout } from '../../src/training/finetune/private-evaluation';
+import { applyFeaturePreprocessing, featurePreprocessingFor } from '../../src/training/finetune/train-head';
+import { loadPublicStats } from '../../src/training/backbones';
 import { chooseNoiseMultiplier, finetuneEvents, heldOutCount, resolveFinetuneOptions } from '../../src/training/jobs/finetune-options';
 
 describe('finetune options', () => {
@@ -12,6 +14,38 @@ describe('finetune options', () => {
     assert.equal(o.featureLayer, 'block_13_expand_relu');
     assert.equal(o.inputSize, 96);
     assert.deepEqual(finetuneEvents(o, 3), [{ type: 'gaussian', noise_multiplier: 3, count: 2 }]);
+  });
+
+  it('learns no bias unless asked (it would share the clip norm with the features)', () => {
+    for (const method of ['LEAST_SQUARES', 'SINGLE_STEP', 'DP_SGD'] as const) {
+      assert.equal(resolveFinetuneOptions({ method }, MOBILENET_V2_SPEC).fitBias, false, method);
+      assert.equal(resolveFinetuneOptions({ method, fitBias: true }, MOBILENET_V2_SPEC).fitBias, true, method);
+    }
+  });
+
+  it('floors the public std at its median, so channels dead on the public data are not amplified', () => {
+    const stats = loadPublicStats('mobilenet_v2', 'block_13_expand_relu', 96);
+    assert.ok(stats, 'the built-in backbone ships public statistics');
+    const pre = featurePreprocessingFor(stats);
+    assert.equal(pre.kind, 'l2-zscore-l2');
+    const sorted = [...stats.std].sort((a, b) => a - b);
+    const median = (sorted[(sorted.length >> 1) - 1] + sorted[sorted.length >> 1]) / 2;
+    assert.ok(sorted[0] < median / 10, 'the public statistics do have near-dead channels');
+    pre.std!.forEach((s, j) => assert.equal(s, Math.max(stats.std[j], median)));
+    assert.deepEqual(pre.mean, stats.mean);
+    assert.match(pre.statsSource!, /floored at the public median/);
+    // A feature alive only in the deadest public channel no longer dominates the normalised vector.
+    const dead = stats.std.indexOf(sorted[0]);
+    const x = new Float32Array(stats.dim).fill(1);
+    x[dead] = 2;
+    const out = applyFeaturePreprocessing({ data: x, rows: 1, cols: stats.dim }, pre).data;
+    let norm = 0;
+    for (const v of out) norm += v * v;
+    assert.ok(Math.abs(norm - 1) < 1e-5);
+    assert.ok(out[dead] ** 2 < 0.5, `dead channel holds ${(100 * out[dead] ** 2).toFixed(1)}% of the norm`);
+    const unfloored = applyFeaturePreprocessing({ data: x, rows: 1, cols: stats.dim }, { ...pre, std: stats.std }).data;
+    assert.ok(unfloored[dead] ** 2 > out[dead] ** 2, 'the floor is what keeps it small');
+    assert.deepEqual(featurePreprocessingFor(undefined), { kind: 'l2' });
   });
 
   it('describes DP-SGD releases: full batch as Gaussians, Poisson sampling as subsampled Gaussians', () => {

@@ -11,10 +11,28 @@ import { PublicFeatureStats } from '../backbones';
 import { FeatureMatrix, HeadResult, l2NormalizeRows, NoiseSource, preprocessFeatures, trainDpSgd, trainLeastSquares, trainSingleStep } from '../heads';
 import { headEvents, ResolvedFinetuneOptions } from '../jobs/finetune-options';
 
+/**
+ * The preprocessing a job applies (and stores with its model, so serving applies the same): L2, public
+ * z-score, L2. The public std is floored at the median public std: channels that are nearly dead on the
+ * public set (std ~1e-5) but alive on the private data would otherwise be amplified by up to 100x and
+ * dominate every normalised feature vector (measured on Fashion-MNIST with the mnist-digit statistics: the
+ * lowest 5% of stds took 64% of the squared norm). The floor uses public statistics only: no privacy cost.
+ */
 export function featurePreprocessingFor(stats: PublicFeatureStats | undefined): FeaturePreprocessing {
-  return stats
-    ? { kind: 'l2-zscore-l2', mean: stats.mean, std: stats.std, statsSource: `${stats.dataset} (${stats.count} public images, ${stats.engine})` }
-    : { kind: 'l2' };
+  if (!stats) return { kind: 'l2' };
+  const floor = medianOf(stats.std);
+  return {
+    kind: 'l2-zscore-l2',
+    mean: stats.mean,
+    std: stats.std.map((s) => Math.max(s, floor)),
+    statsSource: `${stats.dataset} (${stats.count} public images, ${stats.engine}); std floored at the public median ${floor.toPrecision(4)}`,
+  };
+}
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** The same preprocessing at training and at serving time. */

@@ -88,7 +88,7 @@ export class RequestFinetuneInput {
   @Field(() => Float, { nullable: true })
   momentum?: number;
 
-  @Field(() => Boolean, { nullable: true })
+  @Field(() => Boolean, { nullable: true, description: 'Learn a bias (an appended constant feature). Default false: it shares the clip norm with the features.' })
   fitBias?: boolean;
 
   @Field(() => PublicDatasetInput, { nullable: true, description: 'PUBLIC evaluation data: accuracy reported as a plain number, not charged.' })
