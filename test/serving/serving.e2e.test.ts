@@ -225,19 +225,26 @@ describe('model serving end to end', () => {
     const n = 24;
     const alone: any[] = [];
     for (let i = 0; i < n; i++) alone.push((await classify(client, { model: 'fashion@1', images: [png(i)], topK: 10 })).data.classify.predictions[0].labels);
-    const metricsBefore = await (await fetch(`${server.url}/metrics`)).text();
-    const together = await Promise.all(Array.from({ length: n }, (_, i) => classify(client, { model: 'fashion@1', images: [png(i)], topK: 10 })));
-    const metricsAfter = await (await fetch(`${server.url}/metrics`)).text();
-    together.forEach((res, i) => {
-      assert.equal(res.errors, undefined, JSON.stringify(res.errors));
-      const labels = res.data.classify.predictions[0].labels;
-      assert.deepEqual(labels.map((l: any) => l.classIndex), alone[i].map((l: any) => l.classIndex), `caller ${i}`);
-      labels.forEach((l: any, k: number) => assert.ok(Math.abs(l.probability - alone[i][k].probability) < 1e-5));
-    });
-    const passes = metricSum(metricsAfter, 'privatune_inference_batch_size_count') - metricSum(metricsBefore, 'privatune_inference_batch_size_count');
-    const images = metricSum(metricsAfter, 'privatune_inference_batch_size_sum') - metricSum(metricsBefore, 'privatune_inference_batch_size_sum');
-    assert.equal(images, n);
-    t.diagnostic(`${n} concurrent requests: ${passes} backbone passes`);
+    // Batching needs the requests to meet in the queue; on a loaded machine a round can arrive so spread out
+    // that every request finds the backbone idle (and runs at once, by design). Up to 3 rounds; every
+    // caller's answer is checked in every round.
+    let passes = n;
+    let metricsAfter = '';
+    for (let round = 1; round <= 3 && passes >= n; round++) {
+      const metricsBefore = await (await fetch(`${server.url}/metrics`)).text();
+      const together = await Promise.all(Array.from({ length: n }, (_, i) => classify(client, { model: 'fashion@1', images: [png(i)], topK: 10 })));
+      metricsAfter = await (await fetch(`${server.url}/metrics`)).text();
+      together.forEach((res, i) => {
+        assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+        const labels = res.data.classify.predictions[0].labels;
+        assert.deepEqual(labels.map((l: any) => l.classIndex), alone[i].map((l: any) => l.classIndex), `caller ${i}`);
+        labels.forEach((l: any, k: number) => assert.ok(Math.abs(l.probability - alone[i][k].probability) < 1e-5));
+      });
+      passes = metricSum(metricsAfter, 'privatune_inference_batch_size_count') - metricSum(metricsBefore, 'privatune_inference_batch_size_count');
+      const images = metricSum(metricsAfter, 'privatune_inference_batch_size_sum') - metricSum(metricsBefore, 'privatune_inference_batch_size_sum');
+      assert.equal(images, n);
+      t.diagnostic(`round ${round}: ${n} concurrent requests, ${passes} backbone passes`);
+    }
     assert.ok(passes >= 1 && passes < n, `${passes} backbone passes for ${n} concurrent requests`);
     for (const name of ['privatune_inference_requests_total', 'privatune_inference_request_duration_seconds_bucket', 'privatune_inference_queue_time_seconds_count', 'privatune_inference_compute_time_seconds_count']) {
       assert.ok(metricsAfter.includes(name), `${name} in /metrics`);

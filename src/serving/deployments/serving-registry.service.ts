@@ -261,11 +261,13 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
           const workers = this.config.serving.backboneThreads || (gpu ? 1 : Math.min(cores, 4));
           const intraOp = Math.max(1, Math.floor(cores / workers));
           try {
-            const p = new BackbonePool({ ...threadConfig, threads: intraOp }, workers);
+            // On CPU with several narrow threads, a lone pass runs on a solo session using every core.
+            const soloThreads = !gpu && workers > 1 && intraOp < cores ? cores : 0;
+            const p = new BackbonePool({ ...threadConfig, threads: intraOp }, workers, { soloThreads });
             await p.start();
             pool = p;
             run = (x, n) => p.run(x, n);
-            engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op)`;
+            engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${p.hasSolo ? `, solo pass x ${soloThreads}` : ''})`;
           } catch (err) {
             this.logger.warn({ msg: 'backbone serving threads unavailable; forward passes run on the main thread', backbone: key, error: (err as Error).message });
           }
