@@ -15,6 +15,7 @@ import {
   trainLeastSquares,
   trainSingleStep,
 } from '../../src/training/heads';
+import { clippedGradientSum, rowNormsSquared } from '../../src/training/heads/kernels';
 import { gaussianMixture, maxAbsDiff, pretendSecure, RecordingNoise, SeededRandom, seededUniform } from './heads-helpers';
 
 const K = 5;
@@ -331,6 +332,48 @@ describe('DP_SGD', () => {
       trainDpSgd(features, labels, { numClasses: K, declaredSize: 1500, noiseMultiplier: 1, clipNorm: 1, noise: new RecordingNoise(4), allowInsecureNoise: true, steps: 3 });
     assert.deepEqual(run().weights, run().weights);
   });
+});
+
+describe('clipped gradient kernel at a general theta', () => {
+  /** Materialises every per-example gradient (p_i - e_y) x~_i^T, clips its Frobenius norm, sums. */
+  function reference(f: FeatureMatrix, y: Int32Array, k: number, theta: Float64Array, clip: number, bias: boolean, include?: Uint8Array) {
+    const d = f.cols + (bias ? 1 : 0);
+    const out = new Float64Array(k * d);
+    let loss = 0;
+    for (let i = 0; i < f.rows; i++) {
+      if (include && !include[i]) continue;
+      const x = Array.from(f.data.subarray(i * f.cols, (i + 1) * f.cols));
+      if (bias) x.push(1);
+      const z = Array.from({ length: k }, (_, c) => x.reduce((s, v, j) => s + theta[c * d + j] * v, 0));
+      const m = Math.max(...z);
+      const e = z.map((v) => Math.exp(v - m));
+      const sum = e.reduce((s, v) => s + v, 0);
+      loss += -Math.log(e[y[i]] / sum);
+      const g: number[] = [];
+      for (let c = 0; c < k; c++) for (let j = 0; j < d; j++) g.push((e[c] / sum - (c === y[i] ? 1 : 0)) * x[j]);
+      const ci = Math.min(1, clip / Math.sqrt(g.reduce((s, v) => s + v * v, 0)));
+      for (let t = 0; t < g.length; t++) out[t] += ci * g[t];
+    }
+    return { out, loss };
+  }
+
+  // Row counts that are not multiples of the kernel's block of four, odd and even class counts.
+  for (const [n, k, bias] of [[203, 5, false], [202, 10, true], [7, 3, true], [1, 2, false]] as const) {
+    it(`matches materialised per-example gradients (n ${n}, K ${k}, bias ${bias}), with and without a sample`, () => {
+      const f = gaussianMixture(n, 13, k, 5 + n, 1.5);
+      const d = 13 + (bias ? 1 : 0);
+      const rng = new SeededRandom(n);
+      const theta = Float64Array.from({ length: k * d }, () => rng.gaussian());
+      const include = Uint8Array.from({ length: n }, (_, i) => (i % 3 === 1 ? 0 : 1));
+      for (const sample of [undefined, include]) {
+        const got = clippedGradientSum(f.features, f.labels, k, bias, theta, rowNormsSquared(f.features, bias), 0.3, sample);
+        const want = reference(f.features, f.labels, k, theta, 0.3, bias, sample);
+        assert.ok(maxAbsDiff(got.gradSum, want.out) < 1e-12, `max diff ${maxAbsDiff(got.gradSum, want.out)}`);
+        assert.ok(Math.abs(got.lossSum - want.loss) < 1e-9 * Math.max(1, want.loss));
+        assert.equal(got.included, sample ? sample.reduce((s, v) => s + v, 0) : n);
+      }
+    });
+  }
 });
 
 describe('preprocessing and prediction', () => {

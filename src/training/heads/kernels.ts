@@ -115,6 +115,10 @@ export interface GradientPass {
 /**
  * Clipped gradient sum at a general theta (K x D). `normsSq` are the ||x~_i||^2 from `rowNormsSquared`.
  * `include` (optional) selects rows (Poisson sampling); rows not included contribute nothing.
+ *
+ * Rows go through in blocks of four: each theta entry loaded for the logits serves four independent
+ * accumulators (no single add chain bounds the loop), and each gradient accumulator is read and written
+ * once per four rows. Float64 throughout.
  */
 export function clippedGradientSum(
   features: FeatureMatrix,
@@ -130,44 +134,112 @@ export function clippedGradientSum(
   const K = numClasses;
   const D = withBias ? cols + 1 : cols;
   const gradSum = new Float64Array(K * D);
-  const z = new Float64Array(K);
+  const block = new Int32Array(4);
+  const z = new Float64Array(4 * K); // logits, then c_i (p_i - e_{y_i}), row r at r K
   let lossSum = 0;
   let included = 0;
+  let filled = 0;
+
+  const flush = () => {
+    // A short last block repeats its first row; the copies get zero coefficients below.
+    for (let r = filled; r < 4; r++) block[r] = block[0];
+    const o0 = block[0] * cols, o1 = block[1] * cols, o2 = block[2] * cols, o3 = block[3] * cols;
+    let k = 0;
+    for (; k + 1 < K; k += 2) {
+      const rk = k * D, rl = rk + D;
+      const b = withBias ? theta[rk + cols] : 0, c = withBias ? theta[rl + cols] : 0;
+      let s0 = b, s1 = b, s2 = b, s3 = b, u0 = c, u1 = c, u2 = c, u3 = c;
+      for (let t = 0; t < cols; t++) {
+        const w = theta[rk + t], v = theta[rl + t];
+        const x0 = data[o0 + t], x1 = data[o1 + t], x2 = data[o2 + t], x3 = data[o3 + t];
+        s0 += w * x0;
+        s1 += w * x1;
+        s2 += w * x2;
+        s3 += w * x3;
+        u0 += v * x0;
+        u1 += v * x1;
+        u2 += v * x2;
+        u3 += v * x3;
+      }
+      z[k] = s0;
+      z[K + k] = s1;
+      z[2 * K + k] = s2;
+      z[3 * K + k] = s3;
+      z[k + 1] = u0;
+      z[K + k + 1] = u1;
+      z[2 * K + k + 1] = u2;
+      z[3 * K + k + 1] = u3;
+    }
+    for (; k < K; k++) {
+      const rk = k * D;
+      const b = withBias ? theta[rk + cols] : 0;
+      let s0 = b, s1 = b, s2 = b, s3 = b;
+      for (let t = 0; t < cols; t++) {
+        const w = theta[rk + t];
+        s0 += w * data[o0 + t];
+        s1 += w * data[o1 + t];
+        s2 += w * data[o2 + t];
+        s3 += w * data[o3 + t];
+      }
+      z[k] = s0;
+      z[K + k] = s1;
+      z[2 * K + k] = s2;
+      z[3 * K + k] = s3;
+    }
+    for (let r = 0; r < 4; r++) {
+      const zr = r * K;
+      if (r >= filled) {
+        for (let k = 0; k < K; k++) z[zr + k] = 0;
+        continue;
+      }
+      let zmax = -Infinity;
+      for (let k = 0; k < K; k++) if (z[zr + k] > zmax) zmax = z[zr + k];
+      let zsum = 0;
+      for (let k = 0; k < K; k++) zsum += z[zr + k] = Math.exp(z[zr + k] - zmax);
+      const y = labels[block[r]];
+      lossSum += Math.log(zsum) - Math.log(z[zr + y]);
+      // z <- p - e_y, its norm, then the clip factor folded in
+      let pn = 0;
+      for (let k = 0; k < K; k++) {
+        const v = z[zr + k] / zsum - (k === y ? 1 : 0);
+        z[zr + k] = v;
+        pn += v * v;
+      }
+      const c = clipFactor(clip, Math.sqrt(pn * normsSq[block[r]]));
+      for (let k = 0; k < K; k++) z[zr + k] *= c;
+    }
+    for (k = 0; k + 1 < K; k += 2) {
+      const rk = k * D, rl = rk + D;
+      const a0 = z[k], a1 = z[K + k], a2 = z[2 * K + k], a3 = z[3 * K + k];
+      const b0 = z[k + 1], b1 = z[K + k + 1], b2 = z[2 * K + k + 1], b3 = z[3 * K + k + 1];
+      for (let t = 0; t < cols; t++) {
+        const x0 = data[o0 + t], x1 = data[o1 + t], x2 = data[o2 + t], x3 = data[o3 + t];
+        gradSum[rk + t] += a0 * x0 + a1 * x1 + (a2 * x2 + a3 * x3);
+        gradSum[rl + t] += b0 * x0 + b1 * x1 + (b2 * x2 + b3 * x3);
+      }
+      if (withBias) {
+        gradSum[rk + cols] += a0 + a1 + (a2 + a3);
+        gradSum[rl + cols] += b0 + b1 + (b2 + b3);
+      }
+    }
+    for (; k < K; k++) {
+      const rk = k * D;
+      const a0 = z[k], a1 = z[K + k], a2 = z[2 * K + k], a3 = z[3 * K + k];
+      for (let t = 0; t < cols; t++) {
+        gradSum[rk + t] += a0 * data[o0 + t] + a1 * data[o1 + t] + (a2 * data[o2 + t] + a3 * data[o3 + t]);
+      }
+      if (withBias) gradSum[rk + cols] += a0 + a1 + (a2 + a3);
+    }
+    filled = 0;
+  };
+
   for (let i = 0; i < rows; i++) {
     if (include && include[i] === 0) continue;
     included++;
-    const o = i * cols;
-    let zmax = -Infinity;
-    for (let k = 0; k < K; k++) {
-      const rk = k * D;
-      let s = withBias ? theta[rk + cols] : 0;
-      for (let t = 0; t < cols; t++) s += theta[rk + t] * data[o + t];
-      z[k] = s;
-      if (s > zmax) zmax = s;
-    }
-    let zsum = 0;
-    for (let k = 0; k < K; k++) {
-      z[k] = Math.exp(z[k] - zmax);
-      zsum += z[k];
-    }
-    const y = labels[i];
-    lossSum += Math.log(zsum) - Math.log(z[y]);
-    // z <- p - e_y, and its norm
-    let pn = 0;
-    for (let k = 0; k < K; k++) {
-      const v = z[k] / zsum - (k === y ? 1 : 0);
-      z[k] = v;
-      pn += v * v;
-    }
-    const c = clipFactor(clip, Math.sqrt(pn * normsSq[i]));
-    for (let k = 0; k < K; k++) {
-      const a = c * z[k];
-      if (a === 0) continue;
-      const rk = k * D;
-      for (let t = 0; t < cols; t++) gradSum[rk + t] += a * data[o + t];
-      if (withBias) gradSum[rk + cols] += a;
-    }
+    block[filled++] = i;
+    if (filled === 4) flush();
   }
+  if (filled > 0) flush();
   return { gradSum, lossSum, included };
 }
 
