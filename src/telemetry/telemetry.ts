@@ -2,8 +2,9 @@
  * OpenTelemetry, started before NestJS so that http, express, graphql and pg are instrumented when they
  * load. Metrics are always collected and served at /metrics in Prometheus text format (the exporter runs
  * without its own server; the platform's MetricsController serves it). Traces are exported over OTLP/HTTP
- * when OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise spans are still created (trace ids in logs, trace
- * context carried into jobs) but not exported.
+ * when OTEL_EXPORTER_OTLP_ENDPOINT is set. Otherwise spans are not sampled: trace and span ids still exist
+ * (trace ids in logs, trace context carried into jobs), but no span records attributes or events that
+ * nobody would read, which keeps instrumentation off the serving hot path.
  */
 import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
@@ -24,6 +25,7 @@ export function startTelemetry(config: Pick<AppConfig, 'otel'>): void {
   sdk = new NodeSDK({
     serviceName: config.otel.serviceName,
     metricReaders: [exporter],
+    sampler: endpoint ? new tracing.ParentBasedSampler({ root: new tracing.AlwaysOnSampler() }) : new tracing.AlwaysOffSampler(),
     spanProcessors: endpoint
       ? [new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }))]
       : [new tracing.NoopSpanProcessor()],

@@ -40,10 +40,14 @@ export class ApiKeysService {
   /** The principal behind a presented key, or undefined when the key is unknown, malformed or revoked. */
   async authenticate(key: string): Promise<Principal | undefined> {
     if (!KEY_PATTERN.test(key)) return undefined;
-    // Revocation is checked on every request, so a revoked key stops working at once.
-    const found = await this.keys.findOne({ where: { keyHash: hashKey(key), revokedAt: IsNull() } });
-    if (!found) return undefined;
-    return { keyId: found.id, name: found.name, role: found.role };
+    // Revocation is checked on every request, so a revoked key stops working at once. This runs before
+    // every API call, so it is one plain indexed query, without the query builder.
+    const rows: { id: string; name: string; role: Role }[] = await this.keys.query(
+      'SELECT id, name, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
+      [hashKey(key)],
+    );
+    if (rows.length === 0) return undefined;
+    return { keyId: rows[0].id, name: rows[0].name, role: rows[0].role };
   }
 
   async get(id: string): Promise<ApiKey> {
