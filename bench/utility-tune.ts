@@ -8,7 +8,8 @@
  *
  * Grid (knobs): BENCH_TUNE_STEPS (default 100,300), BENCH_TUNE_LRS (default 0.25,0.5,1,2,4),
  * BENCH_TUNE_MOMENTUM (default 0.9), BENCH_TUNE_EPSILONS (default 1,3,8), BENCH_TUNE_DRAWS (default 1),
- * BENCH_LAYERS (first entry; default block_13_expand_relu). Cosine schedule, clip 1, bias, full batch.
+ * BENCH_TUNE_CLIPS (default 1), BENCH_LAYERS (first entry; default block_13_expand_relu). Cosine schedule,
+ * full batch, bias as BENCH_TUNE_FIT_BIAS (default: the platform default, none).
  * Score: mean validation accuracy over the epsilons.
  *
  * Also (BENCH_TUNE_WHAT, default sgd,ridge,logreg): the LEAST_SQUARES ridge as a multiple of sigma
@@ -40,6 +41,7 @@ export async function tune(): Promise<void> {
   const layer = (process.env.BENCH_LAYERS ?? 'block_13_expand_relu').split(',')[0];
   const stepsList = nums('BENCH_TUNE_STEPS', '100,300');
   const lrs = nums('BENCH_TUNE_LRS', '0.25,0.5,1,2,4');
+  const clips = nums('BENCH_TUNE_CLIPS', '1');
   const momentum = Number(process.env.BENCH_TUNE_MOMENTUM ?? '0.9');
   const epsilons = nums('BENCH_TUNE_EPSILONS', '1,3,8');
   const draws = Number(process.env.BENCH_TUNE_DRAWS ?? '1');
@@ -71,37 +73,37 @@ export async function tune(): Promise<void> {
   }
   if (!what.includes('sgd')) return;
   log(`tuning DP_SGD on ${layer}: fit ${fit.x.rows}, validation ${val.x.rows} (training set only), momentum ${momentum}, ${draws} draw(s)`);
-  const results: { steps: number; lr: number; eps: number; acc: number[] }[] = [];
+  const results: { steps: number; clip: number; lr: number; eps: number; acc: number[] }[] = [];
   for (const steps of stepsList) {
     const bias = process.env.BENCH_TUNE_FIT_BIAS;
     const o = resolveFinetuneOptions({ method: 'DP_SGD', featureLayer: layer, steps, momentum, fitBias: bias === undefined ? undefined : bias === '1' }, MOBILENET_V2_SPEC);
     const sigmas = epsilons.map((eps) => chooseNoiseMultiplier(o, { targetEpsilon: eps, delta }));
     const models: (GdModel & { lr: number; eps: number })[] = [];
-    for (const lr of lrs) epsilons.forEach((eps, e) => {
-      for (let r = 0; r < draws; r++) models.push({ lr, eps, sigma: sigmas[e], clip: o.clipNorm, noise: secureNoise(), learningRate: lr, momentum });
+    for (const clip of clips) for (const lr of lrs) epsilons.forEach((eps, e) => {
+      for (let r = 0; r < draws; r++) models.push({ lr, eps, sigma: sigmas[e], clip, noise: secureNoise(), learningRate: lr, momentum });
     });
     const t0 = performance.now();
     const grad = await OrtGradient.create(fit.x, fit.labels, K, o.fitBias, models.length);
     const heads = await trainFullBatchGd(grad, models, { steps, schedule: 'cosine', declaredSize: fit.x.rows, fitBias: o.fitBias });
     await grad.release();
-    for (const lr of lrs) for (const eps of epsilons) {
-      const acc = heads.filter((_, i) => models[i].lr === lr && models[i].eps === eps).map((h) => accuracy(h, val.x, val.labels));
-      results.push({ steps, lr, eps, acc });
+    for (const clip of clips) for (const lr of lrs) for (const eps of epsilons) {
+      const acc = heads.filter((_, i) => models[i].clip === clip && models[i].lr === lr && models[i].eps === eps).map((h) => accuracy(h, val.x, val.labels));
+      results.push({ steps, clip, lr, eps, acc });
     }
     log(`steps ${steps}: ${models.length} runs in ${((performance.now() - t0) / 1000).toFixed(0)} s; sigma ${sigmas.map((s) => s.toFixed(2)).join(' / ')}`);
   }
   console.log(`\nvalidation accuracy (%) (mean of ${draws} draw(s)), momentum ${momentum}, cosine:`);
-  console.log(`| steps | lr | ${epsilons.map((e) => `eps ${e}`).join(' | ')} | mean |`);
-  console.log(`|---|---|${epsilons.map(() => '---').join('|')}|---|`);
-  let best = { score: -1, steps: 0, lr: 0 };
-  for (const steps of stepsList) for (const lr of lrs) {
+  console.log(`| steps | clip | lr | ${epsilons.map((e) => `eps ${e}`).join(' | ')} | mean |`);
+  console.log(`|---|---|---|${epsilons.map(() => '---').join('|')}|---|`);
+  let best = { score: -1, steps: 0, clip: 0, lr: 0 };
+  for (const steps of stepsList) for (const clip of clips) for (const lr of lrs) {
     const accs = epsilons.map((eps) => {
-      const a = results.find((r) => r.steps === steps && r.lr === lr && r.eps === eps)!.acc;
+      const a = results.find((r) => r.steps === steps && r.clip === clip && r.lr === lr && r.eps === eps)!.acc;
       return a.reduce((s, v) => s + v, 0) / a.length;
     });
     const score = accs.reduce((s, v) => s + v, 0) / accs.length;
-    if (score > best.score) best = { score, steps, lr };
-    console.log(`| ${steps} | ${lr} | ${accs.map((a) => (100 * a).toFixed(2)).join(' | ')} | ${(100 * score).toFixed(2)} |`);
+    if (score > best.score) best = { score, steps, clip, lr };
+    console.log(`| ${steps} | ${clip} | ${lr} | ${accs.map((a) => (100 * a).toFixed(2)).join(' | ')} | ${(100 * score).toFixed(2)} |`);
   }
-  console.log(`\nselected: steps ${best.steps}, learning rate ${best.lr} (mean validation accuracy ${(100 * best.score).toFixed(2)}%)`);
+  console.log(`\nselected: steps ${best.steps}, clip norm ${best.clip}, learning rate ${best.lr} (mean validation accuracy ${(100 * best.score).toFixed(2)}%)`);
 }

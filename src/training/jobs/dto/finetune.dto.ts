@@ -67,13 +67,13 @@ export class RequestFinetuneInput {
   @Field(() => Float, { nullable: true, description: 'Default: the dataset\'s delta.' })
   delta?: number;
 
-  @Field(() => Float, { nullable: true, description: 'Per-example clip norm (default 1; features are unit-norm).' })
+  @Field(() => Float, { nullable: true, description: 'Per-example clip norm (default 1 for LEAST_SQUARES and SINGLE_STEP, where features are unit-norm; 0.1 for DP_SGD).' })
   clipNorm?: number;
 
   @Field(() => Float, { nullable: true, description: 'LEAST_SQUARES ridge lambda (default 10 * noiseMultiplier).' })
   ridge?: number;
 
-  @Field(() => Int, { nullable: true, description: 'DP_SGD steps (default 300).' })
+  @Field(() => Int, { nullable: true, description: 'DP_SGD steps (default 1000).' })
   steps?: number;
 
   @Field(() => Float, { nullable: true, description: 'DP_SGD Poisson sampling rate (default 1: full batch).' })
@@ -82,10 +82,10 @@ export class RequestFinetuneInput {
   @Field(() => OptimizerEnum, { nullable: true, description: 'DP_SGD optimiser (default SGD with momentum 0.9).' })
   optimizer?: OptimizerEnum;
 
-  @Field(() => Float, { nullable: true })
+  @Field(() => Float, { nullable: true, description: 'Default: 256 for DP_SGD with SGD (at clip norm 0.1), 0.01 for ADAM and LAMB, 1 for SINGLE_STEP.' })
   learningRate?: number;
 
-  @Field(() => Float, { nullable: true })
+  @Field(() => Float, { nullable: true, description: 'SGD momentum (default 0.9).' })
   momentum?: number;
 
   @Field(() => Boolean, { nullable: true, description: 'Learn a bias (an appended constant feature). Default false: it shares the clip norm with the features.' })
