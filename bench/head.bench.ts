@@ -3,6 +3,7 @@
  *
  * 1. SINGLE_STEP on n x d random Float32 features (default 60,000 x 1280, K = 10) against one plain pass
  *    that reads every feature once (sum of all entries), measured in the same run. Target: ratio <= 4.
+ *    Also one DP_SGD step's gradient (logits at a non-zero theta, clipped sum) on the same features.
  * 2. LEAST_SQUARES stages (clipped Gram + class sums, eigendecomposition, ridge solve) at d = 576 and 1280.
  *
  * Environment: BENCH_ROWS (default 60000), BENCH_LS_ROWS (default 60000), BENCH_REPEATS (default 5).
@@ -12,6 +13,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import type { NoiseSource } from '../src/privacy/noise-source';
 import { eigenRidgeSolve, leastSquaresStatistics, symmetricEigen, trainSingleStep } from '../src/training/heads';
+import { clippedGradientSum, rowNormsSquared } from '../src/training/heads/kernels';
 
 class BenchNoise implements NoiseSource {
   readonly secure = false;
@@ -86,9 +88,14 @@ function main(): void {
     plain.ms = Math.min(plain.ms, best(1, () => plainPass(data)).ms);
     single.ms = Math.min(single.ms, best(1, () => trainSingleStep(features, labels, { ...opts, noise: new BenchNoise() })).ms);
   }
+  // One DP_SGD step's gradient: every logit at a general theta, then the clipped sum (what 300+ steps repeat).
+  const theta = Float64Array.from(randomFeatures(1, K * (d + 1), 3), (v) => v * 0.1);
+  const normsSq = rowNormsSquared(features, true);
+  const sgd = best(Math.min(repeats, 3), () => clippedGradientSum(features, labels, K, true, theta, normsSq, 1));
   const lines: string[] = [];
   lines.push(`| plain pass (sum of all ${rows} x ${d} entries) | ${plain.ms.toFixed(1)} ms | 1.00x |`);
   lines.push(`| SINGLE_STEP (clip + class sums + noise + update, bias) | ${single.ms.toFixed(1)} ms | ${(single.ms / plain.ms).toFixed(2)}x |`);
+  lines.push(`| DP_SGD step gradient at theta != 0 (logits + clipped sum, bias) | ${sgd.ms.toFixed(1)} ms | ${(sgd.ms / plain.ms).toFixed(2)}x |`);
 
   for (const dim of [576, 1280]) {
     const n = lsRows;
