@@ -1,23 +1,42 @@
 /**
- * Serving threads on the built-in backbone's verified ONNX graph: features equal the platform extractor's,
- * a lone pass takes the solo (all-core) session, and passes that overlap run on the narrow sessions.
+ * Serving threads on the built-in backbone's verified ONNX graph: features equal the platform extractor's
+ * on the training path's preprocessing (decoded pixels of any size and channel count are resized and
+ * normalised in the thread), a lone pass takes the solo (all-core) session, and passes that overlap run
+ * on the narrow sessions.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BackbonePool, threadConfigFor } from '../../src/serving/inference/backbone-thread';
-import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC } from '../../src/training/backbones';
+import { PassImage, preprocessOne } from '../../src/serving/inference/image-input';
+import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, preprocessRawBatch, RawImage } from '../../src/training/backbones';
 import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../../src/training/backbones/onnx/keras-to-onnx';
 
 const SIZE = 96;
 
-function images(n: number, seed: number): Float32Array {
-  const x = new Float32Array(n * SIZE * SIZE * 3);
+function pixels(width: number, height: number, channels: 1 | 3 | 4, seed: number): RawImage {
+  const data = new Uint8Array(width * height * channels);
   let s = seed;
-  for (let i = 0; i < x.length; i++) {
+  for (let i = 0; i < data.length; i++) {
     s = (s * 1103515245 + 12345) % 2147483648;
-    x[i] = (s / 2147483648) * 2 - 1; // MobileNetV2 input range
+    data[i] = s % 256;
   }
-  return x;
+  return { data, width, height, channels };
+}
+
+/** Raw images at the input size and not (resized in the thread), gray and RGBA, and one preprocessed image. */
+function images(seed: number): PassImage[] {
+  return [pixels(SIZE, SIZE, 3, seed), pixels(50, 70, 1, seed + 1), pixels(120, 80, 4, seed + 2), preprocessOne(pixels(SIZE, SIZE, 3, seed + 3), SIZE, MOBILENET_V2_SPEC.preprocessing)];
+}
+
+/** What training extracts for the same images: the training path's preprocessing, then the extractor. */
+async function expected(fx: FeatureExtractor, items: PassImage[]): Promise<Float32Array> {
+  const plane = SIZE * SIZE * 3;
+  const x = new Float32Array(items.length * plane);
+  items.forEach((img, i) => {
+    if (img instanceof Float32Array) x.set(img, i * plane);
+    else preprocessRawBatch({ ...img, n: 1 }, SIZE, MOBILENET_V2_SPEC.preprocessing, x, { outOffset: i });
+  });
+  return fx.extract(x, items.length, { batchSize: items.length });
 }
 
 describe('backbone serving pool', () => {
@@ -39,20 +58,21 @@ describe('backbone serving pool', () => {
 
   it('gives the extractor features; a lone pass runs solo, overlapping passes on narrow sessions', async () => {
     assert.equal(pool.hasSolo, true);
-    const a = images(3, 1);
-    const expectedA = await fx.extract(a.slice(), 3, { batchSize: 3 });
-    const lone = await pool.run(a.slice(), 3);
+    const a = images(1);
+    const expectedA = await expected(fx, a);
+    const lone = await pool.run(a);
     assert.equal(pool.soloPasses, 1);
     const maxDiff = (x: Float32Array, y: Float32Array) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
-    assert.equal(lone.length, 3 * fx.featureDim);
+    assert.equal(lone.length, a.length * fx.featureDim);
     assert.ok(maxDiff(lone, expectedA) < 1e-4, `solo pass differs by ${maxDiff(lone, expectedA)}`);
 
-    const b = images(2, 2);
-    const expectedB = await fx.extract(b.slice(), 2, { batchSize: 2 });
-    const [ra, rb] = await Promise.all([pool.run(a.slice(), 3), pool.run(b.slice(), 2)]);
+    const b = images(7).slice(1, 3);
+    const expectedB = await expected(fx, b);
+    const [ra, rb] = await Promise.all([pool.run(a), pool.run(b)]);
     assert.equal(pool.soloPasses, 2, 'only the first of two overlapping passes takes the solo session');
     assert.ok(maxDiff(ra, expectedA) < 1e-4);
     assert.ok(maxDiff(rb, expectedB) < 1e-4, `narrow pass differs by ${maxDiff(rb, expectedB)}`);
+    assert.ok(maxDiff(ra.subarray(0, fx.featureDim), rb.subarray(0, fx.featureDim)) > 1e-3, 'different images give different features');
   });
 
   it('has no solo session when it would not have more threads than the narrow ones', () => {

@@ -23,6 +23,7 @@ import type { BackboneSpec, FeatureExtractor } from '../../training/backbones';
 import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../../training/backbones/onnx/keras-to-onnx';
 import { BackbonePool, threadConfigFor } from '../inference/backbone-thread';
 import { preprocessOne, Semaphore } from '../inference/image-input';
+import { PassImage, preprocessPass } from '../inference/image-input';
 import { MicroBatcher } from '../inference/micro-batcher';
 import { backboneKey, ServedModel } from '../inference/served-model';
 import { TrainedModel } from '../models/model.entity';
@@ -55,7 +56,7 @@ export interface BackboneRuntime {
   spec: BackboneSpec;
   extractor: FeatureExtractor;
   inputSize: number;
-  batcher: MicroBatcher;
+  batcher: MicroBatcher<PassImage>;
   /** Where forward passes run: a serving thread (ONNX) or the main thread (TF.js fallback). */
   engine: string;
   pool?: BackbonePool;
@@ -251,7 +252,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
       found = (async () => {
         const spec = await this.backbones.get(m.backbone.id);
         const extractor = await this.backbones.extractor(spec, m.backbone.featureLayer, m.backbone.inputSize);
-        let run = (x: Float32Array, n: number) => extractor.extract(x, n, { batchSize: n });
+        let run = (images: PassImage[]) => extractor.extract(preprocessPass(images, extractor.inputSize, spec.preprocessing), images.length, { batchSize: images.length });
         let engine = `${extractor.engine}/${extractor.backend} (main thread)`;
         let pool: BackbonePool | undefined;
         const threadConfig = threadConfigFor(extractor, { exportedInput: ONNX_INPUT_NAME, exportedOutput: ONNX_OUTPUT_NAME });
@@ -266,22 +267,21 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
             const p = new BackbonePool({ ...threadConfig, threads: intraOp }, workers, { soloThreads });
             await p.start();
             pool = p;
-            run = (x, n) => p.run(x, n);
+            run = (images) => p.run(images);
             engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${p.hasSolo ? `, solo pass x ${soloThreads}` : ''})`;
           } catch (err) {
             this.logger.warn({ msg: 'backbone serving threads unavailable; forward passes run on the main thread', backbone: key, error: (err as Error).message });
           }
         }
         const s = this.config.serving;
-        const batcher = new MicroBatcher({
+        const batcher = new MicroBatcher<PassImage>({
           name: key,
           maxBatchSize: s.maxBatchSize,
           maxDelayMs: s.maxBatchDelayMs,
           maxQueue: Math.max(s.maxQueue, s.maxBatchSize),
           maxInFlight: pool?.size ?? 1,
-          imageLength: extractor.inputSize * extractor.inputSize * 3,
           featureDim: extractor.featureDim,
-          run: (x, n) => run(x, n),
+          run: (images) => run(images),
           onBatch: ({ size, computeMs, queueMs, failed }) => {
             const attrs = { backbone: key };
             servingMetrics.batchSize.record(size, attrs);

@@ -9,11 +9,14 @@
  *
  * The thread loads the same verified ONNX file the platform's extractor uses (its path, input/output
  * names, layout and pooling come from that extractor), so served features equal training features.
- * Pixels and features are transferred, not copied. A thread that dies fails its pending batches and is
- * started again on the next batch.
+ * A pass's images arrive as decoded uint8 pixels packed in one transferred buffer and are resized and
+ * normalised here, with the training path's code: the event loop neither converts nor allocates the
+ * four-times-larger float32 tensor. Features are transferred back. A thread that dies fails its pending
+ * batches and is started again on the next batch.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { BackboneSpec, FeatureExtractor } from '../../training/backbones';
+import { PackedImage, packPass, PassImage, preprocessPass, unpackPass } from './image-input';
 
 export interface BackboneThreadConfig {
   spec: BackboneSpec;
@@ -29,7 +32,7 @@ export interface BackboneThreadConfig {
   executionProviders?: string[];
 }
 
-type Request = { id: number; pixels: ArrayBuffer; n: number };
+type Request = { id: number; buffer: ArrayBuffer; layout: PackedImage[] };
 type Reply = { kind: 'ready' } | { kind: 'startError'; message: string } | { id: number; features: ArrayBuffer } | { id: number; error: string };
 
 const THREAD_FLAG = 'privatuneBackboneThread';
@@ -106,15 +109,15 @@ export class BackboneThread {
     return starting;
   }
 
-  /** One forward pass: n images (n x S x S x 3, preprocessed). The pixels' buffer is transferred (unusable afterwards). */
-  async run(pixels: Float32Array, n: number): Promise<Float32Array> {
+  /** One forward pass over the images (copied into one buffer that is transferred to the thread). */
+  async run(images: PassImage[]): Promise<Float32Array> {
     if (this.closed) throw new Error('backbone thread closed');
     const worker = await this.start();
-    const buffer = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength && pixels.buffer instanceof ArrayBuffer ? pixels.buffer : pixels.slice().buffer;
+    const { buffer, layout } = packPass(images);
     const id = this.nextId++;
     return new Promise<Float32Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, pixels: buffer, n } satisfies Request, [buffer as ArrayBuffer]);
+      worker.postMessage({ id, buffer, layout } satisfies Request, [buffer]);
     });
   }
 
@@ -161,12 +164,12 @@ export class BackbonePool {
   }
 
   /** Runs on the solo thread when nothing else runs, else on a free narrow thread. */
-  async run(pixels: Float32Array, n: number): Promise<Float32Array> {
+  async run(images: PassImage[]): Promise<Float32Array> {
     if (this.solo && this.inFlight === 0) {
       this.inFlight++;
       this.soloPasses++;
       try {
-        return await this.solo.run(pixels, n);
+        return await this.solo.run(images);
       } finally {
         this.inFlight--;
       }
@@ -176,7 +179,7 @@ export class BackbonePool {
     this.busy[i] = true;
     this.inFlight++;
     try {
-      return await this.narrow[i].run(pixels, n);
+      return await this.narrow[i].run(images);
     } finally {
       this.busy[i] = false;
       this.inFlight--;
@@ -236,7 +239,10 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
       return;
     }
     port.on('message', (m: Request) => {
-      extractor.extract(new Float32Array(m.pixels), m.n, { batchSize: m.n }).then(
+      const n = m.layout.length;
+      Promise.resolve()
+        .then(() => extractor.extract(preprocessPass(unpackPass(m.buffer, m.layout), cfg.inputSize, cfg.spec.preprocessing), n, { batchSize: n }))
+        .then(
         (features) => {
           const out = features.byteOffset === 0 && features.byteLength === features.buffer.byteLength ? features : features.slice();
           port.postMessage({ id: m.id, features: out.buffer as ArrayBuffer } satisfies Reply, [out.buffer as ArrayBuffer]);

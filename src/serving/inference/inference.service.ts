@@ -1,7 +1,7 @@
 /**
  * classify: resolve the model (in memory, with the caller's grant), check every image cheaply, take room
- * in the backbone's bounded queue, decode + preprocess (bounded concurrency), wait for the shared forward
- * pass, apply the model's head. One deadline covers the whole request. Inference is post-processing of a
+ * in the backbone's bounded queue, decode (bounded concurrency), wait for the shared forward pass (which
+ * resizes and normalises the decoded pixels where it runs), apply the model's head. One deadline covers the whole request. Inference is post-processing of a
  * released model: nothing here touches a privacy ledger.
  */
 import { Inject, Injectable, Logger } from '@nestjs/common';
@@ -12,7 +12,7 @@ import { DeployedInfo, ServingRegistry } from '../deployments/serving-registry.s
 import { parseModelRef } from '../models/model-ref';
 import { InferenceFailedError, InferenceTimeoutError } from '../serving.errors';
 import { servingMetrics } from '../serving.metrics';
-import { checkImage, decodeChecked, ImageInputLike, preprocessOne } from './image-input';
+import { checkImage, decodeChecked, ImageInputLike, passImage } from './image-input';
 import type { LabelProbability } from './served-model';
 
 export const MAX_TOP_K = 1000;
@@ -100,16 +100,15 @@ export class InferenceService {
       let abandoned = false;
       try {
         const work = (async () => {
-          const pixels = await Promise.all(
+          const images = await Promise.all(
             checked.map((img, i) =>
               this.registry.decodeSlots.run(async () => {
                 if (abandoned) throw new Error('abandoned');
-                const raw = await decodeChecked(img, i, limits);
-                return preprocessOne(raw, runtime.inputSize, runtime.spec.preprocessing);
+                return passImage(await decodeChecked(img, i, limits), runtime.inputSize, runtime.spec.preprocessing);
               }),
             ),
           );
-          const rows = await runtime.batcher.submit(ticket, pixels);
+          const rows = await runtime.batcher.submit(ticket, images);
           const D = model.head.dim;
           const features = new Float32Array(rows.length * D);
           rows.forEach((r, i) => features.set(r, i * D));

@@ -11,10 +11,11 @@
  *     any longer than that).
  * At most `maxInFlight` batches run at once per backbone (one per engine thread); while they run, new
  * images queue up and form the next batch. Each caller gets the feature rows of its own images, in order.
+ * Images are opaque here (`T`): `run` turns a pass's images into the backbone's input.
  */
 import { OverloadedError } from '../serving.errors';
 
-export interface MicroBatcherOptions {
+export interface MicroBatcherOptions<T> {
   /** For messages and metrics, e.g. `mobilenet_v2/block_13_expand_relu@96`. */
   name: string;
   maxBatchSize: number;
@@ -23,19 +24,17 @@ export interface MicroBatcherOptions {
   maxQueue: number;
   /** Forward passes that may run at once (one per engine thread; default 1). */
   maxInFlight?: number;
-  /** Float32 values per preprocessed image (inputSize * inputSize * 3). */
-  imageLength: number;
   featureDim: number;
-  /** One backbone forward pass: n images (n x imageLength) -> n x featureDim features. */
-  run(pixels: Float32Array, n: number): Promise<Float32Array>;
+  /** One backbone forward pass: n images -> n x featureDim features. */
+  run(images: T[]): Promise<Float32Array>;
   /** Called once per forward pass. */
   onBatch?(stats: { size: number; computeMs: number; queueMs: number[]; failed: boolean }): void;
 }
 
-interface Queued {
+interface Queued<T> {
   ticket: Ticket;
   index: number;
-  pixels: Float32Array | null;
+  image: T | null;
   enqueuedAt: number;
 }
 
@@ -50,8 +49,8 @@ export class Ticket {
   constructor(readonly images: number) {}
 }
 
-export class MicroBatcher {
-  private queue: Queued[] = [];
+export class MicroBatcher<T> {
+  private queue: Queued<T>[] = [];
   private admitted = 0;
   private preparing = 0;
   private inFlight = 0;
@@ -60,7 +59,7 @@ export class MicroBatcher {
   /** Forward passes run so far (for tests and diagnostics). */
   batches = 0;
 
-  constructor(readonly opts: MicroBatcherOptions) {
+  constructor(readonly opts: MicroBatcherOptions<T>) {
     if (!(opts.maxBatchSize >= 1) || !(opts.maxQueue >= 1) || !(opts.maxDelayMs >= 0)) throw new Error('invalid micro-batcher options');
   }
 
@@ -88,12 +87,11 @@ export class MicroBatcher {
     return new Ticket(n);
   }
 
-  /** Queues the admitted request's preprocessed images; resolves with their feature rows, in order. */
-  submit(ticket: Ticket, images: Float32Array[]): Promise<Float32Array[]> {
+  /** Queues the admitted request's images; resolves with their feature rows, in order. */
+  submit(ticket: Ticket, images: T[]): Promise<Float32Array[]> {
     if (ticket.released) return Promise.reject(new Error('request already finished'));
     if (ticket.submitted) return Promise.reject(new Error('request already submitted'));
     if (images.length !== ticket.images) return Promise.reject(new Error(`admitted ${ticket.images} images, submitted ${images.length}`));
-    for (const x of images) if (x.length !== this.opts.imageLength) return Promise.reject(new Error(`image has ${x.length} values, expected ${this.opts.imageLength}`));
     ticket.submitted = true;
     this.preparing -= ticket.images;
     ticket.remaining = images.length;
@@ -103,7 +101,7 @@ export class MicroBatcher {
       ticket.reject = reject;
     });
     const now = performance.now();
-    images.forEach((pixels, index) => this.queue.push({ ticket, index, pixels, enqueuedAt: now }));
+    images.forEach((image, index) => this.queue.push({ ticket, index, image, enqueuedAt: now }));
     if (images.length === 0) ticket.resolve!([]);
     this.schedule();
     return done;
@@ -164,21 +162,16 @@ export class MicroBatcher {
   private async runBatch(): Promise<void> {
     const items = this.queue.splice(0, this.opts.maxBatchSize);
     const n = items.length;
-    const L = this.opts.imageLength;
     const D = this.opts.featureDim;
     this.inFlight++;
-    // A fresh buffer per pass: the engine may take ownership of it (transfer to its thread).
-    const pixels = new Float32Array(n * L);
-    for (let i = 0; i < n; i++) {
-      pixels.set(items[i].pixels!, i * L);
-      items[i].pixels = null;
-    }
+    const images = items.map((q) => q.image!);
+    for (const q of items) q.image = null;
     const started = performance.now();
     const queueMs = items.map((q) => started - q.enqueuedAt);
     this.batches++;
     let failed = false;
     try {
-      const out = await this.opts.run(pixels, n);
+      const out = await this.opts.run(images);
       if (out.length !== n * D) throw new Error(`backbone returned ${out.length} values for ${n} images of ${D} features`);
       for (let i = 0; i < n; i++) {
         const { ticket, index } = items[i];
