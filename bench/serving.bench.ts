@@ -11,6 +11,11 @@
  *  - GraphQL: closed-loop clients at concurrency 1, 8 and 32, each request one 224x224 JPEG (base64) in
  *    `classify`: images/s, p50 and p99 latency, and the ratio of images/s to the raw engine's images/s.
  *
+ * Also, to show how much of each request is not the model: the platform floor (the same clients sending
+ * a trivial authenticated `{ me { name } }` query: HTTP, auth, GraphQL, no image) at each concurrency, and
+ * JPEG decoding alone (sharp, this process, as many at once as the server decodes). From these, a bound on
+ * the ratio if per-request costs add on the same cores: raw / (raw + floor + decode) in time per image.
+ *
  * Raw and GraphQL measurements are interleaved (raw before and after the GraphQL runs; the reference is
  * their mean), because the machine may be shared. Targets: ratio >= 0.8 at concurrency 32; p50 at
  * concurrency 1 within 1.5x of the raw single-image time.
@@ -216,7 +221,7 @@ async function main(): Promise<void> {
         req.on('error', reject);
         req.end(body);
       });
-    const closedLoop = async (c: number) => {
+    const closedLoop = async (c: number, requestBodies = bodies) => {
       const warmEnd = performance.now() + 1500;
       const end = warmEnd + SECONDS * 1000;
       const latencies: number[] = [];
@@ -227,7 +232,7 @@ async function main(): Promise<void> {
           for (;;) {
             const t = performance.now();
             if (t >= end) return;
-            await post(bodies[next++ % bodies.length]);
+            await post(requestBodies[next++ % requestBodies.length]);
             const now = performance.now();
             if (t >= warmEnd && now <= end) {
               latencies.push(now - t);
@@ -240,6 +245,19 @@ async function main(): Promise<void> {
       return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), requests: done };
     };
 
+    // JPEG decoding alone: images/s with up to 4 decodes in flight (the server's default decode slots).
+    const decodeRate = async (): Promise<number> => {
+      let n = 0;
+      const t = performance.now();
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, w) => {
+          for (let i = w; performance.now() - t < Math.min(SECONDS, 5) * 1000; i += 4, n++) await sharp(jpegs[i % jpegs.length]).raw().toBuffer();
+        }),
+      );
+      return n / ((performance.now() - t) / 1000);
+    };
+    const floorBodies = [JSON.stringify({ query: '{ me { name } }' })];
+
     for (let i = 0; i < 8; i++) await post(bodies[i]); // warm the HTTP path
     log('# raw engine (before)');
     const rawBefore = await raw();
@@ -248,6 +266,13 @@ async function main(): Promise<void> {
       log(`# GraphQL concurrency ${c}`);
       results.push(await closedLoop(c));
     }
+    const floors = [];
+    for (const c of LEVELS) {
+      log(`# platform floor ({ me }) concurrency ${c}`);
+      floors.push(await closedLoop(c, floorBodies));
+    }
+    log('# JPEG decode alone');
+    const decodePerSecond = await decodeRate();
     log('# raw engine (after)');
     const rawAfter = await raw();
     const mean = (a: number, b: number) => (a + b) / 2;
@@ -269,6 +294,9 @@ async function main(): Promise<void> {
       maxBatch: MAX_BATCH,
       raw: { before: rawBefore, after: rawAfter, reference: rawRef },
       graphql: results.map((r) => ({ ...r, ratioToRawBest: r.imagesPerSecond / best, ratioToRawMaxBatch: r.imagesPerSecond / rawRef.batchMax })),
+      floor: floors.map((r) => ({ concurrency: r.concurrency, requestsPerSecond: r.imagesPerSecond, p50: r.p50, p99: r.p99 })),
+      decodePerSecond,
+      ratioBound: floors.map((r) => ({ concurrency: r.concurrency, bound: 1 / best / (1 / best + 1 / r.imagesPerSecond + 1 / decodePerSecond) })),
       meanServerBatch: batchSum / batchCount,
       p50AtC1OverRawSingle: (results.find((r) => r.concurrency === 1)?.p50 ?? NaN) / rawRef.singleMs,
     };
@@ -288,6 +316,11 @@ async function main(): Promise<void> {
     for (const r of report.graphql) {
       console.log(`| GraphQL classify | ${r.concurrency} | ${f(r.imagesPerSecond)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.ratioToRawBest, 2)} | ${f(r.ratioToRawMaxBatch, 2)} |`);
     }
+    for (const r of report.floor) {
+      const bound = report.ratioBound.find((b) => b.concurrency === r.concurrency)!.bound;
+      console.log(`| platform floor \`{ me { name } }\` (ratio column: bound raw / (raw + floor + decode)) | ${r.concurrency} | ${f(r.requestsPerSecond)} req/s | ${f(r.p50, 2)} | ${f(r.p99, 2)} | <= ${f(bound, 2)} | - |`);
+    }
+    console.log(`| JPEG decode alone (sharp, 4 at once, this process) | - | ${f(decodePerSecond)} | - | - | - | - |`);
     console.log(`\np50 at concurrency 1 / raw single-image time: ${f(report.p50AtC1OverRawSingle, 2)} (target <= 1.5); mean server batch ${f(report.meanServerBatch, 2)} images`);
   } finally {
     server?.kill('SIGTERM');
