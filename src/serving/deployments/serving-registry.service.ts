@@ -22,8 +22,7 @@ import { BackbonesService } from '../../training/backbones/backbones.service';
 import type { BackboneSpec, FeatureExtractor } from '../../training/backbones';
 import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../../training/backbones/onnx/keras-to-onnx';
 import { BackbonePool, threadConfigFor } from '../inference/backbone-thread';
-import { preprocessOne, Semaphore } from '../inference/image-input';
-import { PassImage, preprocessPass } from '../inference/image-input';
+import { PassImage, preprocessPass, Semaphore } from '../inference/image-input';
 import { MicroBatcher } from '../inference/micro-batcher';
 import { backboneKey, ServedModel } from '../inference/served-model';
 import { TrainedModel } from '../models/model.entity';
@@ -304,11 +303,11 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
 
   private async warmUp(model: ServedModel, rt: BackboneRuntime): Promise<void> {
     const S = rt.inputSize;
+    // Decoded pixels, as classify sends them: the warm-up also runs the serving thread's preprocessing.
     const gray = { data: new Uint8Array(S * S * 3).fill(128), width: S, height: S, channels: 3 as const };
-    const x = preprocessOne(gray, S, rt.spec.preprocessing);
     const ticket = rt.batcher.admit(1);
     try {
-      const [features] = await rt.batcher.submit(ticket, [x]);
+      const [features] = await rt.batcher.submit(ticket, [gray]);
       const [labels] = model.classify(features, 1, model.head.numClasses);
       const total = labels.reduce((s, l) => s + l.probability, 0);
       if (!labels.every((l) => Number.isFinite(l.probability)) || Math.abs(total - 1) > 1e-6) throw new Error('warm-up inference gave invalid probabilities');
