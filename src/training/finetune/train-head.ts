@@ -9,6 +9,7 @@ import { canonicalJson } from '../../modules/ledger/hash-chain';
 import type { FeaturePreprocessing } from '../../serving/models/model.entity';
 import { PublicFeatureStats } from '../backbones';
 import { FeatureMatrix, HeadResult, l2NormalizeRows, NoiseSource, preprocessFeatures, trainDpSgd, trainLeastSquares, trainSingleStep } from '../heads';
+import { gradientThreads } from '../heads/sharded-gradient';
 import { headEvents, ResolvedFinetuneOptions } from '../jobs/finetune-options';
 
 /**
@@ -75,6 +76,7 @@ export function trainHead(p: {
         fitBias: o.fitBias,
         schedule: 'cosine',
         onProgress: p.onProgress,
+        threads: gradientThreads(p.features.rows, p.features.cols, p.numClasses),
       });
       break;
   }

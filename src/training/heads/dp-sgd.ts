@@ -25,6 +25,7 @@
 import { randomFillSync } from 'node:crypto';
 import { checkData, checkDeclaredSize, checkPrivacy, drawGaussian, invalidOption } from './guard';
 import { clippedGradientSum, rowNormsSquared, thetaToHead } from './kernels';
+import { ShardedGradient } from './sharded-gradient';
 import { FeatureMatrix, HeadError, HeadResult, PrivacyEvent, PrivacyOptions } from './types';
 
 /** Source of independent uniforms in [0, 1) for Poisson sampling. */
@@ -83,6 +84,11 @@ export interface DpSgdOptions extends PrivacyOptions {
   /** Uniforms for Poisson sampling; default node:crypto. Must be secure unless allowInsecureNoise. */
   uniform?: UniformSource;
   onProgress?: (step: number, total: number) => void;
+  /**
+   * Threads for each step's gradient pass (rows split in blocks, summed in a fixed order; see
+   * sharded-gradient.ts). Default 1: this thread only.
+   */
+  threads?: number;
 }
 
 export function learningRateAt(step: number, total: number, base: number, schedule: 'constant' | 'cosine', warmup: number): number {
@@ -149,42 +155,49 @@ export function trainDpSgd(features: FeatureMatrix, labels: Int32Array, opts: Dp
   const divisor = q * opts.declaredSize;
   const noiseStd = priv.sigma * priv.clip;
 
-  for (let t = 0; t < steps; t++) {
-    if (poisson) {
-      uniform!.fillUniform(u!);
-      for (let i = 0; i < rows; i++) include![i] = u![i] < q ? 1 : 0;
-    }
-    const { gradSum } = clippedGradientSum(features, labels, K, withBias, theta, normsSq, priv.clip, include);
-    if (priv.isPrivate) {
-      const noise = drawGaussian(priv.noise!, P, noiseStd);
-      for (let e = 0; e < P; e++) gradSum[e] += noise[e];
-    }
-    const g = gradSum;
-    for (let e = 0; e < P; e++) g[e] /= divisor;
-    const rate = learningRateAt(t, steps, lr, schedule, warmup);
-    if (optimizer === 'sgd') {
-      for (let e = 0; e < P; e++) {
-        m1[e] = momentum * m1[e] + g[e] + wd * theta[e];
-        theta[e] -= rate * m1[e];
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw invalidOption('threads must be an integer >= 1', { threads });
+  const sharded = threads > 1 ? new ShardedGradient(features, labels, K, withBias, normsSq, threads) : null;
+  try {
+    for (let t = 0; t < steps; t++) {
+      if (poisson) {
+        uniform!.fillUniform(u!);
+        for (let i = 0; i < rows; i++) include![i] = u![i] < q ? 1 : 0;
       }
-    } else {
-      const c1 = 1 - beta1 ** (t + 1);
-      const c2 = 1 - beta2 ** (t + 1);
-      const upd = g; // reuse the buffer for the update direction
-      for (let e = 0; e < P; e++) {
-        m1[e] = beta1 * m1[e] + (1 - beta1) * g[e];
-        m2![e] = beta2 * m2![e] + (1 - beta2) * g[e] * g[e];
-        upd[e] = m1[e] / c1 / (Math.sqrt(m2![e] / c2) + eps) + wd * theta[e];
+      const { gradSum } = sharded ? sharded.pass(theta, priv.clip, include) : clippedGradientSum(features, labels, K, withBias, theta, normsSq, priv.clip, include);
+      if (priv.isPrivate) {
+        const noise = drawGaussian(priv.noise!, P, noiseStd);
+        for (let e = 0; e < P; e++) gradSum[e] += noise[e];
       }
-      if (optimizer === 'adam') {
-        for (let e = 0; e < P; e++) theta[e] -= rate * upd[e];
+      const g = gradSum;
+      for (let e = 0; e < P; e++) g[e] /= divisor;
+      const rate = learningRateAt(t, steps, lr, schedule, warmup);
+      if (optimizer === 'sgd') {
+        for (let e = 0; e < P; e++) {
+          m1[e] = momentum * m1[e] + g[e] + wd * theta[e];
+          theta[e] -= rate * m1[e];
+        }
       } else {
-        // LAMB: layer-wise trust ratio ||theta|| / ||update||, the weight matrix and the bias as two layers.
-        applyTrust(theta, upd, rate, K, D, 0, d);
-        if (withBias) applyTrust(theta, upd, rate, K, D, d, D);
+        const c1 = 1 - beta1 ** (t + 1);
+        const c2 = 1 - beta2 ** (t + 1);
+        const upd = g; // reuse the buffer for the update direction
+        for (let e = 0; e < P; e++) {
+          m1[e] = beta1 * m1[e] + (1 - beta1) * g[e];
+          m2![e] = beta2 * m2![e] + (1 - beta2) * g[e] * g[e];
+          upd[e] = m1[e] / c1 / (Math.sqrt(m2![e] / c2) + eps) + wd * theta[e];
+        }
+        if (optimizer === 'adam') {
+          for (let e = 0; e < P; e++) theta[e] -= rate * upd[e];
+        } else {
+          // LAMB: layer-wise trust ratio ||theta|| / ||update||, the weight matrix and the bias as two layers.
+          applyTrust(theta, upd, rate, K, D, 0, d);
+          if (withBias) applyTrust(theta, upd, rate, K, D, d, D);
+        }
       }
+      opts.onProgress?.(t + 1, steps);
     }
-    opts.onProgress?.(t + 1, steps);
+  } finally {
+    sharded?.close();
   }
 
   const events: PrivacyEvent[] = [];

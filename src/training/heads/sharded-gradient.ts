@@ -1,0 +1,235 @@
+/**
+ * The DP_SGD gradient pass split over threads: the clipped gradient sum is a sum over rows, so each
+ * thread sums a contiguous block of rows and the blocks are added in a fixed order. The privacy
+ * analysis is unchanged (the noise is added once, to the total, by the caller).
+ *
+ * Synchronous on purpose, so that `trainDpSgd` stays a plain loop: the calling thread (a worker, such as
+ * the head-training thread; Node also allows it on a main thread) publishes theta and the sample in
+ * shared memory, bumps a generation counter, sums its own block, and waits (Atomics.wait) for the helper
+ * threads' blocks. Features, labels and row norms are shared, never copied per step.
+ */
+import { availableParallelism } from 'node:os';
+import { isMainThread, Worker, workerData } from 'node:worker_threads';
+import { clippedGradientSum, GradientPass } from './kernels';
+import { FeatureMatrix } from './types';
+
+// Control words (Int32): the step generation the helpers follow, how many helpers finished it, a stop flag,
+// and an error flag a helper sets when its block failed.
+const GEN = 0;
+const DONE = 1;
+const STOP = 2;
+const FAILED = 3;
+/** A helper that does not answer within this time is treated as dead (the pass fails; nothing is released). */
+const HELPER_TIMEOUT_MS = 120_000;
+
+interface HelperData {
+  shardedGradientHelper: true;
+  features: SharedArrayBuffer;
+  float64: boolean;
+  rows: number;
+  cols: number;
+  labels: SharedArrayBuffer;
+  normsSq: SharedArrayBuffer;
+  theta: SharedArrayBuffer;
+  include: SharedArrayBuffer;
+  out: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  numClasses: number;
+  withBias: boolean;
+  /** This helper's shard index (1..) and the row range of every shard. */
+  shard: number;
+  bounds: number[];
+}
+
+function toShared<T extends Float32Array | Float64Array | Int32Array>(a: T, make: (b: SharedArrayBuffer) => T): T {
+  if (a.buffer instanceof SharedArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) return a;
+  const copy = make(new SharedArrayBuffer(a.byteLength));
+  copy.set(a);
+  return copy;
+}
+
+/** Rows of one block of a feature matrix (views, no copy). */
+function block(features: FeatureMatrix, start: number, end: number): FeatureMatrix {
+  return { data: features.data.subarray(start * features.cols, end * features.cols), rows: end - start, cols: features.cols };
+}
+
+/** How many threads a gradient pass over this many multiply-adds is worth (1: no helpers). */
+export function gradientThreads(rows: number, cols: number, numClasses: number, cores = availableParallelism()): number {
+  // Below ~4M multiply-adds per pass a step takes a few ms and the hand-off would cost more than it saves.
+  const work = rows * cols * numClasses;
+  return Math.max(1, Math.min(cores, Math.floor(work / 4_000_000), 16));
+}
+
+export class ShardedGradient {
+  private readonly helpers: Worker[] = [];
+  private readonly control: Int32Array;
+  private readonly theta: Float64Array;
+  private readonly include: Uint8Array;
+  private readonly out: Float64Array;
+  private readonly stats: Float64Array;
+  private readonly features: FeatureMatrix;
+  private readonly labels: Int32Array;
+  private readonly normsSq: Float64Array;
+  private readonly bounds: number[];
+  private readonly P: number;
+  private generation = 0;
+  private closed = false;
+
+  /** `threads` counts the calling thread: threads - 1 helpers are started. */
+  constructor(
+    features: FeatureMatrix,
+    labels: Int32Array,
+    private readonly numClasses: number,
+    private readonly withBias: boolean,
+    normsSq: Float64Array,
+    readonly threads: number,
+  ) {
+    if (!(threads >= 2)) throw new Error('a sharded gradient needs at least 2 threads');
+    const data = features.data instanceof Float32Array ? toShared(features.data, (b) => new Float32Array(b)) : toShared(features.data, (b) => new Float64Array(b));
+    this.features = { data, rows: features.rows, cols: features.cols };
+    this.labels = toShared(labels, (b) => new Int32Array(b));
+    this.normsSq = toShared(normsSq, (b) => new Float64Array(b));
+    const D = withBias ? features.cols + 1 : features.cols;
+    this.P = numClasses * D;
+    this.theta = new Float64Array(new SharedArrayBuffer(8 * this.P));
+    this.include = new Uint8Array(new SharedArrayBuffer(features.rows));
+    this.out = new Float64Array(new SharedArrayBuffer(8 * this.P * threads));
+    this.stats = new Float64Array(new SharedArrayBuffer(16 * threads)); // lossSum, included per shard
+    this.control = new Int32Array(new SharedArrayBuffer(16));
+    this.bounds = Array.from({ length: threads + 1 }, (_, s) => Math.round((s * features.rows) / threads));
+    for (let shard = 1; shard < threads; shard++) {
+      const data: HelperData = {
+        shardedGradientHelper: true,
+        features: this.features.data.buffer as SharedArrayBuffer,
+        float64: this.features.data instanceof Float64Array,
+        rows: features.rows,
+        cols: features.cols,
+        labels: this.labels.buffer as SharedArrayBuffer,
+        normsSq: this.normsSq.buffer as SharedArrayBuffer,
+        theta: this.theta.buffer as SharedArrayBuffer,
+        include: this.include.buffer as SharedArrayBuffer,
+        out: this.out.buffer as SharedArrayBuffer,
+        stats: this.stats.buffer as SharedArrayBuffer,
+        control: this.control.buffer as SharedArrayBuffer,
+        numClasses,
+        withBias,
+        shard,
+        bounds: this.bounds,
+      };
+      const w = new Worker(__filename, { workerData: data });
+      w.unref();
+      w.on('error', () => {
+        Atomics.store(this.control, FAILED, 1);
+        Atomics.notify(this.control, DONE);
+      });
+      this.helpers.push(w);
+    }
+  }
+
+  /** The same pass as `clippedGradientSum` over all rows (block sums added in shard order). */
+  pass(theta: Float64Array, clip: number, include?: Uint8Array): GradientPass {
+    if (this.closed) throw new Error('sharded gradient closed');
+    if (theta.length !== this.P) throw new Error(`theta has ${theta.length} entries, expected ${this.P}`);
+    this.theta.set(theta);
+    if (include) this.include.set(include);
+    this.params[0] = clip;
+    this.params[1] = include ? 1 : 0;
+    Atomics.store(this.control, DONE, 0);
+    this.generation++;
+    Atomics.store(this.control, GEN, this.generation);
+    Atomics.notify(this.control, GEN);
+
+    const own = this.sumBlock(0, clip, include ? this.include : undefined);
+    const helpers = this.threads - 1;
+    const deadline = Date.now() + HELPER_TIMEOUT_MS;
+    for (let done = Atomics.load(this.control, DONE); done < helpers; done = Atomics.load(this.control, DONE)) {
+      if (Atomics.load(this.control, FAILED)) throw new Error('a gradient helper thread failed');
+      if (Date.now() > deadline) throw new Error(`gradient helper threads did not answer within ${HELPER_TIMEOUT_MS / 1000} s`);
+      Atomics.wait(this.control, DONE, done, 1000);
+    }
+    if (Atomics.load(this.control, FAILED)) throw new Error('a gradient helper thread failed');
+    const gradSum = own.gradSum;
+    let lossSum = own.lossSum;
+    let included = own.included;
+    for (let s = 1; s < this.threads; s++) {
+      const o = s * this.P;
+      for (let e = 0; e < this.P; e++) gradSum[e] += this.out[o + e];
+      lossSum += this.stats[2 * s];
+      included += this.stats[2 * s + 1];
+    }
+    return { gradSum, lossSum, included };
+  }
+
+  /** The step's clip norm and sampling flag, in shard 0's stats slots (shard 0 reports by return value). */
+  private get params(): Float64Array {
+    return this.stats.subarray(0, 2);
+  }
+
+  private sumBlock(shard: number, clip: number, include: Uint8Array | undefined): GradientPass {
+    const [start, end] = [this.bounds[shard], this.bounds[shard + 1]];
+    return clippedGradientSum(
+      block(this.features, start, end),
+      this.labels.subarray(start, end),
+      this.numClasses,
+      this.withBias,
+      this.theta,
+      this.normsSq.subarray(start, end),
+      clip,
+      include?.subarray(start, end),
+    );
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    Atomics.store(this.control, STOP, 1);
+    this.generation++;
+    Atomics.store(this.control, GEN, this.generation);
+    Atomics.notify(this.control, GEN);
+    for (const w of this.helpers) void w.terminate();
+  }
+}
+
+// ---- a helper thread -----------------------------------------------------------------------------------
+
+if (!isMainThread && (workerData as HelperData | undefined)?.shardedGradientHelper) {
+  const d = workerData as HelperData;
+  const control = new Int32Array(d.control);
+  const features: FeatureMatrix = { data: d.float64 ? new Float64Array(d.features) : new Float32Array(d.features), rows: d.rows, cols: d.cols };
+  const labels = new Int32Array(d.labels);
+  const normsSq = new Float64Array(d.normsSq);
+  const theta = new Float64Array(d.theta);
+  const include = new Uint8Array(d.include);
+  const P = theta.length;
+  const out = new Float64Array(d.out, 8 * P * d.shard, P);
+  const stats = new Float64Array(d.stats);
+  const [start, end] = [d.bounds[d.shard], d.bounds[d.shard + 1]];
+  const helpers = d.bounds.length - 2;
+  let seen = 0;
+  for (;;) {
+    Atomics.wait(control, GEN, seen);
+    seen = Atomics.load(control, GEN);
+    if (Atomics.load(control, STOP)) break;
+    try {
+      const clip = stats[0];
+      const sampled = stats[1] === 1;
+      const r = clippedGradientSum(
+        block(features, start, end),
+        labels.subarray(start, end),
+        d.numClasses,
+        d.withBias,
+        theta,
+        normsSq.subarray(start, end),
+        clip,
+        sampled ? include.subarray(start, end) : undefined,
+      );
+      out.set(r.gradSum);
+      stats[2 * d.shard] = r.lossSum;
+      stats[2 * d.shard + 1] = r.included;
+    } catch {
+      Atomics.store(control, FAILED, 1);
+    }
+    if (Atomics.add(control, DONE, 1) + 1 === helpers) Atomics.notify(control, DONE);
+  }
+}
