@@ -6,6 +6,7 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { secureNoise } from '../../privacy';
 import type { HeadResult } from '../heads';
+import { toShared } from '../heads/sharded-gradient';
 import { trainHead } from './train-head';
 
 /** What the thread needs: everything trainHead takes but the noise source, drawn inside the thread. */
@@ -13,19 +14,11 @@ type HeadJob = Omit<Parameters<typeof trainHead>[0], 'noise' | 'allowInsecureNoi
 
 type Message = { kind: 'progress'; step: number; total: number } | { kind: 'done'; head: HeadResult } | { kind: 'error'; message: string; code?: string };
 
-/** A copy in shared memory: posting it to a thread then shares it instead of copying it again. */
-function shared<T extends Float32Array | Float64Array | Int32Array>(a: T, make: (b: SharedArrayBuffer) => T): T {
-  if (a.buffer instanceof SharedArrayBuffer) return a;
-  const copy = make(new SharedArrayBuffer(a.byteLength));
-  copy.set(a);
-  return copy;
-}
-
 export function trainHeadInThread(job: HeadJob, onProgress?: (step: number, total: number) => void): Promise<HeadResult> {
   // Shared, so that the training thread and its gradient helpers (DP_SGD) all read one copy of the features.
   const { data } = job.features;
-  const features = { ...job.features, data: data instanceof Float32Array ? shared(data, (b) => new Float32Array(b)) : shared(data, (b) => new Float64Array(b)) };
-  const labels = shared(job.labels, (b) => new Int32Array(b));
+  const features = { ...job.features, data: data instanceof Float32Array ? toShared(data, (b) => new Float32Array(b)) : toShared(data, (b) => new Float64Array(b)) };
+  const labels = toShared(job.labels, (b) => new Int32Array(b));
   return new Promise((resolve, reject) => {
     const worker = new Worker(__filename, { workerData: { ...job, features, labels } });
     let settled = false;

@@ -42,7 +42,8 @@ interface HelperData {
   bounds: number[];
 }
 
-function toShared<T extends Float32Array | Float64Array | Int32Array>(a: T, make: (b: SharedArrayBuffer) => T): T {
+/** The array itself when it already fills a SharedArrayBuffer, else a copy in one (posting it to a thread then shares it). */
+export function toShared<T extends Float32Array | Float64Array | Int32Array>(a: T, make: (b: SharedArrayBuffer) => T): T {
   if (a.buffer instanceof SharedArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) return a;
   const copy = make(new SharedArrayBuffer(a.byteLength));
   copy.set(a);
