@@ -238,17 +238,16 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
       port.postMessage({ kind: 'startError', message: (err as Error).message } satisfies Reply);
       return;
     }
-    port.on('message', (m: Request) => {
-      const n = m.layout.length;
-      Promise.resolve()
-        .then(() => extractor.extract(preprocessPass(unpackPass(m.buffer, m.layout), cfg.inputSize, cfg.spec.preprocessing), n, { batchSize: n }))
-        .then(
-        (features) => {
-          const out = features.byteOffset === 0 && features.byteLength === features.buffer.byteLength ? features : features.slice();
-          port.postMessage({ id: m.id, features: out.buffer as ArrayBuffer } satisfies Reply, [out.buffer as ArrayBuffer]);
-        },
-        (err: Error) => port.postMessage({ id: m.id, error: err.message } satisfies Reply),
-      );
+    port.on('message', async (m: Request) => {
+      try {
+        const n = m.layout.length;
+        const pixels = preprocessPass(unpackPass(m.buffer, m.layout), cfg.inputSize, cfg.spec.preprocessing);
+        const features = await extractor.extract(pixels, n, { batchSize: n });
+        const out = features.byteOffset === 0 && features.byteLength === features.buffer.byteLength ? features : features.slice();
+        port.postMessage({ id: m.id, features: out.buffer as ArrayBuffer } satisfies Reply, [out.buffer as ArrayBuffer]);
+      } catch (err) {
+        port.postMessage({ id: m.id, error: (err as Error).message } satisfies Reply);
+      }
     });
     port.postMessage({ kind: 'ready' } satisfies Reply);
   })();

@@ -6,7 +6,7 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { secureNoise } from '../../privacy';
 import type { HeadResult } from '../heads';
-import { toShared } from '../heads/sharded-gradient';
+import { sharedFeatureData, toShared } from '../heads/sharded-gradient';
 import { trainHead } from './train-head';
 
 /** What the thread needs: everything trainHead takes but the noise source, drawn inside the thread. */
@@ -16,8 +16,7 @@ type Message = { kind: 'progress'; step: number; total: number } | { kind: 'done
 
 export function trainHeadInThread(job: HeadJob, onProgress?: (step: number, total: number) => void): Promise<HeadResult> {
   // Shared, so that the training thread and its gradient helpers (DP_SGD) all read one copy of the features.
-  const { data } = job.features;
-  const features = { ...job.features, data: data instanceof Float32Array ? toShared(data, (b) => new Float32Array(b)) : toShared(data, (b) => new Float64Array(b)) };
+  const features = { ...job.features, data: sharedFeatureData(job.features.data) };
   const labels = toShared(job.labels, (b) => new Int32Array(b));
   return new Promise((resolve, reject) => {
     const worker = new Worker(__filename, { workerData: { ...job, features, labels } });

@@ -13,9 +13,9 @@
  * count T}]. The events are created only after all T steps ran; if anything throws (including the progress
  * callback), no head is returned, so nothing computed from the partial run is released.
  *
- * Library defaults (chosen from METHOD.md and the problem's scale, not from any private data or test labels;
- * finetune jobs pass the platform's defaults from jobs/finetune-options.ts instead): 300 full-batch steps of SGD with momentum 0.9, learning rate 1 (for unit-norm preprocessed features the
- * softmax-CE curvature is at most ||x||^2 / 2 = 1/2, and heavy-ball momentum is stable for
+ * Library defaults (chosen from METHOD.md and the problem's scale, not from any private data or test
+ * labels; finetune jobs pass the platform's defaults from jobs/finetune-options.ts instead): 300 full-batch
+ * steps of SGD with momentum 0.9, learning rate 1 (for unit-norm preprocessed features the softmax-CE curvature is at most ||x||^2 / 2 = 1/2, and heavy-ball momentum is stable for
  * lr < 2 (1 + momentum) / L = 7.6); Adam and LAMB default to lr 0.01, betas (0.9, 0.999), eps 1e-8.
  * Constant schedule unless `schedule: 'cosine'` (decay to 0 at T, after optional linear warmup).
  *

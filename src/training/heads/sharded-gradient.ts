@@ -50,9 +50,23 @@ export function toShared<T extends Float32Array | Float64Array | Int32Array>(a: 
   return copy;
 }
 
-/** Rows of one block of a feature matrix (views, no copy). */
-function block(features: FeatureMatrix, start: number, end: number): FeatureMatrix {
-  return { data: features.data.subarray(start * features.cols, end * features.cols), rows: end - start, cols: features.cols };
+/** Feature data in shared memory (see toShared), keeping its element type. */
+export function sharedFeatureData(data: Float32Array | Float64Array): Float32Array | Float64Array {
+  return data instanceof Float32Array ? toShared(data, (b) => new Float32Array(b)) : toShared(data, (b) => new Float64Array(b));
+}
+
+/** The rows one shard sums, as views of the shared arrays. */
+interface ShardRows {
+  features: FeatureMatrix;
+  labels: Int32Array;
+  normsSq: Float64Array;
+}
+
+/** One shard's clipped gradient sum: rows start..end, through the same kernel as the single-thread pass. */
+function shardPass(r: ShardRows, start: number, end: number, numClasses: number, withBias: boolean, theta: Float64Array, clip: number, include?: Uint8Array): GradientPass {
+  const { cols } = r.features;
+  const features = { data: r.features.data.subarray(start * cols, end * cols), rows: end - start, cols };
+  return clippedGradientSum(features, r.labels.subarray(start, end), numClasses, withBias, theta, r.normsSq.subarray(start, end), clip, include?.subarray(start, end));
 }
 
 /** How many threads a gradient pass over this many multiply-adds is worth (1: no helpers). */
@@ -69,9 +83,7 @@ export class ShardedGradient {
   private readonly include: Uint8Array;
   private readonly out: Float64Array;
   private readonly stats: Float64Array;
-  private readonly features: FeatureMatrix;
-  private readonly labels: Int32Array;
-  private readonly normsSq: Float64Array;
+  private readonly rows: ShardRows;
   private readonly bounds: number[];
   private readonly P: number;
   private generation = 0;
@@ -87,10 +99,11 @@ export class ShardedGradient {
     readonly threads: number,
   ) {
     if (!(threads >= 2)) throw new Error('a sharded gradient needs at least 2 threads');
-    const data = features.data instanceof Float32Array ? toShared(features.data, (b) => new Float32Array(b)) : toShared(features.data, (b) => new Float64Array(b));
-    this.features = { data, rows: features.rows, cols: features.cols };
-    this.labels = toShared(labels, (b) => new Int32Array(b));
-    this.normsSq = toShared(normsSq, (b) => new Float64Array(b));
+    this.rows = {
+      features: { data: sharedFeatureData(features.data), rows: features.rows, cols: features.cols },
+      labels: toShared(labels, (b) => new Int32Array(b)),
+      normsSq: toShared(normsSq, (b) => new Float64Array(b)),
+    };
     const D = withBias ? features.cols + 1 : features.cols;
     this.P = numClasses * D;
     this.theta = new Float64Array(new SharedArrayBuffer(8 * this.P));
@@ -102,12 +115,12 @@ export class ShardedGradient {
     for (let shard = 1; shard < threads; shard++) {
       const data: HelperData = {
         shardedGradientHelper: true,
-        features: this.features.data.buffer as SharedArrayBuffer,
-        float64: this.features.data instanceof Float64Array,
+        features: this.rows.features.data.buffer as SharedArrayBuffer,
+        float64: this.rows.features.data instanceof Float64Array,
         rows: features.rows,
         cols: features.cols,
-        labels: this.labels.buffer as SharedArrayBuffer,
-        normsSq: this.normsSq.buffer as SharedArrayBuffer,
+        labels: this.rows.labels.buffer as SharedArrayBuffer,
+        normsSq: this.rows.normsSq.buffer as SharedArrayBuffer,
         theta: this.theta.buffer as SharedArrayBuffer,
         include: this.include.buffer as SharedArrayBuffer,
         out: this.out.buffer as SharedArrayBuffer,
@@ -120,10 +133,9 @@ export class ShardedGradient {
       };
       const w = new Worker(__filename, { workerData: data });
       w.unref();
-      w.on('error', () => {
-        Atomics.store(this.control, FAILED, 1);
-        Atomics.notify(this.control, DONE);
-      });
+      // Passes block this thread, so a dying helper is found by the pass's timeout; the listener only keeps
+      // its error from being re-thrown here once this thread's event loop runs again.
+      w.on('error', () => undefined);
       this.helpers.push(w);
     }
   }
@@ -141,7 +153,7 @@ export class ShardedGradient {
     Atomics.store(this.control, GEN, this.generation);
     Atomics.notify(this.control, GEN);
 
-    const own = this.sumBlock(0, clip, include ? this.include : undefined);
+    const own = shardPass(this.rows, this.bounds[0], this.bounds[1], this.numClasses, this.withBias, this.theta, clip, include ? this.include : undefined);
     const helpers = this.threads - 1;
     const deadline = Date.now() + HELPER_TIMEOUT_MS;
     for (let done = Atomics.load(this.control, DONE); done < helpers; done = Atomics.load(this.control, DONE)) {
@@ -167,20 +179,6 @@ export class ShardedGradient {
     return this.stats.subarray(0, 2);
   }
 
-  private sumBlock(shard: number, clip: number, include: Uint8Array | undefined): GradientPass {
-    const [start, end] = [this.bounds[shard], this.bounds[shard + 1]];
-    return clippedGradientSum(
-      block(this.features, start, end),
-      this.labels.subarray(start, end),
-      this.numClasses,
-      this.withBias,
-      this.theta,
-      this.normsSq.subarray(start, end),
-      clip,
-      include?.subarray(start, end),
-    );
-  }
-
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -197,9 +195,11 @@ export class ShardedGradient {
 if (!isMainThread && (workerData as HelperData | undefined)?.shardedGradientHelper) {
   const d = workerData as HelperData;
   const control = new Int32Array(d.control);
-  const features: FeatureMatrix = { data: d.float64 ? new Float64Array(d.features) : new Float32Array(d.features), rows: d.rows, cols: d.cols };
-  const labels = new Int32Array(d.labels);
-  const normsSq = new Float64Array(d.normsSq);
+  const rows: ShardRows = {
+    features: { data: d.float64 ? new Float64Array(d.features) : new Float32Array(d.features), rows: d.rows, cols: d.cols },
+    labels: new Int32Array(d.labels),
+    normsSq: new Float64Array(d.normsSq),
+  };
   const theta = new Float64Array(d.theta);
   const include = new Uint8Array(d.include);
   const P = theta.length;
@@ -213,18 +213,7 @@ if (!isMainThread && (workerData as HelperData | undefined)?.shardedGradientHelp
     seen = Atomics.load(control, GEN);
     if (Atomics.load(control, STOP)) break;
     try {
-      const clip = stats[0];
-      const sampled = stats[1] === 1;
-      const r = clippedGradientSum(
-        block(features, start, end),
-        labels.subarray(start, end),
-        d.numClasses,
-        d.withBias,
-        theta,
-        normsSq.subarray(start, end),
-        clip,
-        sampled ? include.subarray(start, end) : undefined,
-      );
+      const r = shardPass(rows, start, end, d.numClasses, d.withBias, theta, stats[0], stats[1] === 1 ? include : undefined);
       out.set(r.gradSum);
       stats[2 * d.shard] = r.lossSum;
       stats[2 * d.shard + 1] = r.included;
