@@ -8,7 +8,8 @@
  * without its own server; the platform's MetricsController serves it). Traces are exported over OTLP/HTTP
  * when OTEL_EXPORTER_OTLP_ENDPOINT is set. Otherwise spans are not sampled: trace and span ids still exist
  * (trace ids in logs, trace context carried into jobs), but no span records attributes or events that
- * nobody would read, which keeps instrumentation off the serving hot path.
+ * nobody would read, which keeps instrumentation off the serving hot path; GraphQL, whose instrumentation
+ * only makes spans, is then not instrumented at all (http and pg are: their metrics feed the dashboards).
  */
 import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
@@ -35,7 +36,8 @@ export function startTelemetry(config: Pick<AppConfig, 'otel'>): void {
     instrumentations: [
       // Headers are not recorded by default, so Authorization (the API key) never lands in a span.
       new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => req.url === '/metrics' || req.url?.startsWith('/health') === true }),
-      new GraphQLInstrumentation({ mergeItems: true, ignoreTrivialResolveSpans: true }),
+      // GraphQL spans carry no metrics: without a trace exporter the wrapping of every resolver is pure cost.
+      ...(endpoint ? [new GraphQLInstrumentation({ mergeItems: true, ignoreTrivialResolveSpans: true })] : []),
       // Statement text only; parameter values (which could hold key hashes) are not recorded.
       new PgInstrumentation({ enhancedDatabaseReporting: false }),
     ],
