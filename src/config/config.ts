@@ -28,6 +28,13 @@ export interface AppConfig {
     serviceName: string;
     tracesEndpoint: string | undefined;
   };
+  auth: {
+    /**
+     * Longest an authenticated API key is trusted from memory (0: look it up on every request). Revocations
+     * reach every process at once through PostgreSQL notifications; this bounds a lost one.
+     */
+    keyCacheMs: number;
+  };
   worker: {
     concurrency: number;
     /** How often a running job proves its worker alive; jobs silent for 3x this are recovered. */
@@ -145,6 +152,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     otel: {
       serviceName: env.OTEL_SERVICE_NAME || 'privatune',
       tracesEndpoint: readUrl(env, 'OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
+    },
+    auth: {
+      keyCacheMs: readInt(env, 'AUTH_KEY_CACHE_MS', 60_000, 0, 3_600_000),
     },
     worker: {
       concurrency: readInt(env, 'WORKER_CONCURRENCY', 1, 0, Math.max(1, cpus().length * 4)),
