@@ -21,7 +21,7 @@
  * concurrency 1 within 1.5x of the raw single-image time.
  *
  * Options: --size S (model input size, default 224), --seconds S (per measurement, default 10),
- * --concurrency 1,8,32, --max-batch B (SERVING_MAX_BATCH_SIZE for the server, default 32), --json.
+ * --concurrency 1,8,32, --max-batch B (SERVING_MAX_BATCH_SIZE for the server; default: the server's own, 4 on CPU), --json.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -46,7 +46,9 @@ const arg = (k: string) => {
 const SIZE = Number(arg('--size') ?? 224);
 const SECONDS = Number(arg('--seconds') ?? 10);
 const LEVELS = (arg('--concurrency') ?? '1,8,32').split(',').map(Number);
-const MAX_BATCH = Number(arg('--max-batch') ?? 32);
+const MAX_BATCH_ARG = arg('--max-batch');
+// The raw engine's large-batch reference uses 32 unless a server batch size is given.
+const MAX_BATCH = Number(MAX_BATCH_ARG ?? 32);
 const JSON_OUT = args.includes('--json');
 const ROOT = resolve(__dirname, '..', '..');
 const WORK = join(ROOT, 'var', 'bench-serving');
@@ -112,7 +114,7 @@ async function main(): Promise<void> {
     DATABASE_URL: db.url,
     ARTIFACT_DIR: artifactDir,
     JOB_POLL_MS: '200',
-    SERVING_MAX_BATCH_SIZE: String(MAX_BATCH),
+    ...(MAX_BATCH_ARG ? { SERVING_MAX_BATCH_SIZE: MAX_BATCH_ARG } : {}),
   };
   delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const base = `http://127.0.0.1:${port}`;
@@ -308,7 +310,7 @@ async function main(): Promise<void> {
     }
     const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
     console.log(`Node ${report.node}, ${report.cpus}, load average ${report.loadavg.join(' ')}; engine ${report.engine}`);
-    console.log(`model input ${SIZE} px (block_13_expand_relu), JPEG 224x224 per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH}, ${SECONDS} s per level\n`);
+    console.log(`model input ${SIZE} px (block_13_expand_relu), JPEG 224x224 per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH_ARG ?? 'auto'}, ${SECONDS} s per level\n`);
     console.log('| path | concurrency | images/s | p50 ms | p99 ms | ratio to raw (best batch) | ratio to raw (batch ' + MAX_BATCH + ') |');
     console.log('|---|---:|---:|---:|---:|---:|---:|');
     console.log(`| raw engine, batch 1 (mean of before/after: ${f(rawBefore.batch1)} / ${f(rawAfter.batch1)}) | - | ${f(rawRef.batch1)} | ${f(rawRef.singleMs, 2)} | - | - | - |`);
