@@ -254,10 +254,9 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
         let run = (images: PassImage[]) => extractor.extract(preprocessPass(images, extractor.inputSize, spec.preprocessing), images.length, { batchSize: images.length });
         let engine = `${extractor.engine}/${extractor.backend} (main thread)`;
         let pool: BackbonePool | undefined;
-        let cpuThreads = false;
         const threadConfig = threadConfigFor(extractor, { exportedInput: ONNX_INPUT_NAME, exportedOutput: ONNX_OUTPUT_NAME });
+        const gpu = (threadConfig?.executionProviders ?? []).some((p) => p !== 'cpu');
         if (threadConfig) {
-          const gpu = (threadConfig.executionProviders ?? []).some((p) => p !== 'cpu');
           const cores = availableParallelism();
           const workers = this.config.serving.backboneThreads || (gpu ? 1 : Math.min(cores, 4));
           const intraOp = Math.max(1, Math.floor(cores / workers));
@@ -267,7 +266,6 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
             const p = new BackbonePool({ ...threadConfig, threads: intraOp }, workers, { soloThreads });
             await p.start();
             pool = p;
-            cpuThreads = !gpu;
             run = (images) => p.run(images);
             engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${p.hasSolo ? `, solo pass x ${soloThreads}` : ''})`;
           } catch (err) {
@@ -278,7 +276,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
         // On CPU, batching adds no throughput (ONNX Runtime at 224 px: batch 32 runs at 0.6-0.7 of batch 1's
         // images/s, its activations overflow the caches); small batches keep the tail short. bench:serving at
         // concurrency 32: max batch 4 -> 286 images/s, p99 147 ms; max batch 32 -> 245 images/s, p99 630-680 ms.
-        const maxBatchSize = s.maxBatchSize || (cpuThreads ? 4 : 32);
+        const maxBatchSize = s.maxBatchSize || (pool && !gpu ? 4 : 32);
         const batcher = new MicroBatcher<PassImage>({
           name: key,
           maxBatchSize,
