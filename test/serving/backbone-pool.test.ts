@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BackbonePool, threadConfigFor } from '../../src/serving/inference/backbone-thread';
-import { PassImage, preprocessOne } from '../../src/serving/inference/image-input';
-import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, preprocessRawBatch, RawImage } from '../../src/training/backbones';
-import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../../src/training/backbones/onnx/keras-to-onnx';
+import { BackbonePool } from '../../src/serving/inference/backbone-pool';
+import { preprocessOne } from '../../src/serving/inference/image-input';
+import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, PassImage, preprocessRawBatch, RawImage } from '../../src/training/backbones';
+import { onnxThreadConfig } from '../../src/training/backbones/engines/onnx-thread';
 
 const SIZE = 96;
 
@@ -45,7 +45,7 @@ describe('backbone serving pool', () => {
 
   before(async () => {
     fx = await loadBackbone(MOBILENET_V2_SPEC, { engine: 'onnx', featureLayer: 'block_13_expand_relu', inputSize: SIZE });
-    const config = threadConfigFor(fx, { exportedInput: ONNX_INPUT_NAME, exportedOutput: ONNX_OUTPUT_NAME });
+    const config = onnxThreadConfig(fx);
     assert.ok(config, 'the built-in backbone runs on ONNX Runtime');
     pool = new BackbonePool({ ...config, threads: 1 }, 2, { soloThreads: 2 });
     await pool.start();
@@ -76,7 +76,7 @@ describe('backbone serving pool', () => {
   });
 
   it('has no solo session when it would not have more threads than the narrow ones', () => {
-    const config = threadConfigFor(fx, { exportedInput: ONNX_INPUT_NAME, exportedOutput: ONNX_OUTPUT_NAME })!;
+    const config = onnxThreadConfig(fx)!;
     assert.equal(new BackbonePool({ ...config, threads: 2 }, 1, { soloThreads: 2 }).hasSolo, false);
     assert.equal(new BackbonePool({ ...config, threads: 1 }, 2).hasSolo, false);
   });

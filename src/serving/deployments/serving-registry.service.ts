@@ -19,10 +19,10 @@ import { ReadinessRegistry } from '../../modules/health/readiness.registry';
 import { Principal } from '../../modules/auth/principal';
 import { Role } from '../../modules/auth/role';
 import { BackbonesService } from '../../training/backbones/backbones.service';
-import type { BackboneSpec, FeatureExtractor } from '../../training/backbones';
-import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../../training/backbones/onnx/keras-to-onnx';
-import { BackbonePool, threadConfigFor } from '../inference/backbone-thread';
-import { PassImage, preprocessPass, Semaphore } from '../inference/image-input';
+import { preprocessPass, type BackboneSpec, type FeatureExtractor, type PassImage } from '../../training/backbones';
+import { onnxThreadConfig } from '../../training/backbones/engines/onnx-thread';
+import { BackbonePool } from '../inference/backbone-pool';
+import { Semaphore } from '../inference/image-input';
 import { MicroBatcher } from '../inference/micro-batcher';
 import { backboneKey, ServedModel } from '../inference/served-model';
 import { TrainedModel } from '../models/model.entity';
@@ -254,7 +254,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
         let run = (images: PassImage[]) => extractor.extract(preprocessPass(images, extractor.inputSize, spec.preprocessing), images.length, { batchSize: images.length });
         let engine = `${extractor.engine}/${extractor.backend} (main thread)`;
         let pool: BackbonePool | undefined;
-        const threadConfig = threadConfigFor(extractor, { exportedInput: ONNX_INPUT_NAME, exportedOutput: ONNX_OUTPUT_NAME });
+        const threadConfig = onnxThreadConfig(extractor);
         const gpu = (threadConfig?.executionProviders ?? []).some((p) => p !== 'cpu');
         if (threadConfig) {
           const cores = availableParallelism();

@@ -9,7 +9,7 @@
  * uses), so served features equal training features for equal pixels.
  */
 import { BadInputError } from '../../common/errors/domain-errors';
-import { preprocessRawBatch, type PreprocessingSpec, type RawImage } from '../../training/backbones';
+import { preprocessRawBatch, type PassImage, type PreprocessingSpec, type RawImage } from '../../training/backbones';
 
 export interface ImageInputLike {
   data: string;
@@ -121,64 +121,12 @@ export function preprocessOne(raw: RawImage, inputSize: number, pre: Preprocessi
 }
 
 /**
- * An image on its way to a forward pass: decoded uint8 pixels, resized and normalised where the pass runs
- * (in the serving thread, off the event loop, at a quarter of the float32 bytes), or an already
- * preprocessed inputSize x inputSize x 3 float32 image.
- */
-export type PassImage = RawImage | Float32Array;
-
-/**
- * What a decoded image travels as: its raw pixels when they are no larger than its preprocessed form
- * (so queued images never hold more memory than preprocessed ones would), else preprocessed here.
+ * What a decoded image travels to its forward pass as: its raw pixels when they are no larger than its
+ * preprocessed form (so queued images never hold more memory than preprocessed ones would), else
+ * preprocessed here.
  */
 export function passImage(raw: RawImage, inputSize: number, pre: PreprocessingSpec): PassImage {
   return raw.width * raw.height * raw.channels <= inputSize * inputSize * 3 * 4 ? raw : preprocessOne(raw, inputSize, pre);
-}
-
-/** One pass's input tensor (n x inputSize x inputSize x 3 float32) from its images, through the training path's code. */
-export function preprocessPass(images: PassImage[], inputSize: number, pre: PreprocessingSpec): Float32Array {
-  const plane = inputSize * inputSize * 3;
-  const out = new Float32Array(images.length * plane);
-  images.forEach((img, i) => {
-    if (!(img instanceof Float32Array)) preprocessRawBatch({ ...img, n: 1 }, inputSize, pre, out, { outOffset: i });
-    else if (img.length === plane) out.set(img, i * plane);
-    else throw new Error(`preprocessed image has ${img.length} values, expected ${plane}`);
-  });
-  return out;
-}
-
-/** Where each image of a packed pass lies in its buffer; float32 images have no geometry. */
-export interface PackedImage {
-  offset: number;
-  length: number;
-  raw?: { width: number; height: number; channels: 1 | 3 | 4 };
-}
-
-/** Copies a pass's images into one transferable buffer (float32 images 4-byte aligned). */
-export function packPass(images: PassImage[]): { buffer: ArrayBuffer; layout: PackedImage[] } {
-  let bytes = 0;
-  const layout = images.map((img): PackedImage => {
-    if (img instanceof Float32Array) {
-      bytes = Math.ceil(bytes / 4) * 4;
-      const at = { offset: bytes, length: img.length };
-      bytes += img.byteLength;
-      return at;
-    }
-    const at = { offset: bytes, length: img.data.length, raw: { width: img.width, height: img.height, channels: img.channels } };
-    bytes += img.data.length;
-    return at;
-  });
-  const buffer = new ArrayBuffer(bytes);
-  images.forEach((img, i) => {
-    const { offset, length } = layout[i];
-    if (img instanceof Float32Array) new Float32Array(buffer, offset, length).set(img);
-    else new Uint8Array(buffer, offset, length).set(img.data);
-  });
-  return { buffer, layout };
-}
-
-export function unpackPass(buffer: ArrayBuffer, layout: PackedImage[]): PassImage[] {
-  return layout.map(({ offset, length, raw }) => (raw ? { data: new Uint8Array(buffer, offset, length), ...raw } : new Float32Array(buffer, offset, length)));
 }
 
 /** Bounds how many images are decoded at once (each decoded image holds up to maxImagePixels x 4 bytes). */

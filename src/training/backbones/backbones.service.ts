@@ -1,6 +1,7 @@
 /**
  * Backbone registry (built-ins from code, registered ones from the database) and a per-process cache of
- * loaded feature extractors, shared by the finetune worker and the serving module.
+ * loaded feature extractors, shared by the finetune worker and the serving module, and of the threads
+ * that run their ONNX graphs for training extraction.
  */
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
@@ -8,12 +9,14 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { BadInputError, ConflictError, NotFoundError } from '../../common/errors/domain-errors';
+import { OnnxExtractorThread, onnxThreadConfig } from './engines/onnx-thread';
 import { BackboneSpec, BUILTIN_BACKBONES, FeatureExtractor, getBuiltinBackbone, initTensorBackend, loadBackbone, TensorBackendInfo, validateBackboneSpec } from '.';
 
 @Injectable()
 export class BackbonesService implements OnApplicationShutdown {
   private readonly logger = new Logger('Backbones');
   private readonly extractors = new Map<string, Promise<FeatureExtractor>>();
+  private readonly extractionThreads = new Map<FeatureExtractor, OnnxExtractorThread | undefined>();
   private backendInfo: Promise<TensorBackendInfo> | undefined;
 
   constructor(
@@ -85,11 +88,25 @@ export class BackbonesService implements OnApplicationShutdown {
     return found;
   }
 
+  /**
+   * The extractor's ONNX graph in a worker thread with as many intra-op threads as the extractor, for
+   * training extraction off the event loop; started by its first pass. Undefined for TF.js engines.
+   */
+  extractionThread(fx: FeatureExtractor): OnnxExtractorThread | undefined {
+    if (!this.extractionThreads.has(fx)) {
+      const config = onnxThreadConfig(fx);
+      this.extractionThreads.set(fx, config && new OnnxExtractorThread(config));
+    }
+    return this.extractionThreads.get(fx);
+  }
+
   artifactDir(): string {
     return join(this.config.artifactDir, 'backbones');
   }
 
   async onApplicationShutdown(): Promise<void> {
+    for (const thread of this.extractionThreads.values()) await thread?.close().catch(() => undefined);
+    this.extractionThreads.clear();
     for (const fx of this.extractors.values()) await fx.then((f) => f.dispose()).catch(() => undefined);
     this.extractors.clear();
   }

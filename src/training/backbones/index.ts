@@ -28,5 +28,6 @@ export {
 } from './loader';
 export { preprocessImages, preprocessRawBatch, decodeImage, type RawImage, type RawImageBatch, type ImageInput } from './preprocess';
 export { extractFeaturesFromRaw, type ExtractImagesOptions } from './pipeline';
+export { preprocessPass, packPass, unpackPass, type PassImage, type PackedImage } from './pass';
 export { loadPublicStats, publicStatsSizes, computePublicStats, loadMnistDigits, l2NormalisedMoments, STD_FLOOR, type PublicFeatureStats, type PublicStatsFile } from './public-stats';
 export { createOnnxSession, cudaProviderInstalled } from './engines/onnx-extractor';

@@ -2,12 +2,17 @@
  * Backbone features of a whole dataset, streamed in batches, cached on disk per (dataset fingerprint,
  * backbone, feature layer, input size) so that a second finetune on the same data does not recompute them.
  * Nothing here is a release: features stay inside the worker.
+ *
+ * Given the extractor's ONNX graph in a worker thread, batches run there: the event loop (which in an
+ * API process also answers GraphQL and serves models) is never held by a forward pass, and the next batch
+ * is read and decoded while the thread computes the current one.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { extractFeaturesFromRaw, FeatureExtractor, preprocessImages } from '../backbones';
+import { extractFeaturesFromRaw, FeatureExtractor, PassImage, preprocessImages } from '../backbones';
+import type { OnnxExtractorThread } from '../backbones/engines/onnx-thread';
 import { DatasetSource, DecodedImage, readBatches } from '../data';
 
 export interface DatasetFeatures {
@@ -24,6 +29,8 @@ export interface FeatureRequest {
   /** Expected number of examples (the dataset's declared, verified size). */
   count: number;
   extractor: FeatureExtractor;
+  /** The extractor's graph in a worker thread (onnxThreadConfig): batches run there instead of on the event loop. */
+  thread?: OnnxExtractorThread;
   cacheDir: string;
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
@@ -53,16 +60,26 @@ export async function datasetFeatures(r: FeatureRequest): Promise<DatasetFeature
   const labels = new Int32Array(r.count);
   const batchSize = r.batchSize ?? 256;
   let done = 0;
+  let previous: Promise<void> | undefined;
   // readBatches verifies the fingerprint before streaming and again at the end of the data.
   for await (const batch of readBatches(r.source, batchSize, { expectedFingerprint: r.fingerprint })) {
     await r.checkpoint?.();
     if (batch.offset + batch.labels.length > r.count) throw new Error(`the dataset holds more than the ${r.count} declared examples`);
-    const f = await batchFeatures(r.extractor, batch.images);
-    features.set(f, batch.offset * dim);
-    labels.set(batch.labels, batch.offset);
-    done = batch.offset + batch.labels.length;
-    r.onProgress?.(done, r.count);
+    const passImages = r.thread && asPassImages(batch.images);
+    const running = passImages ? r.thread!.run(passImages, { batchSize: r.extractor.info.batchSize }) : batchFeatures(r.extractor, batch.images);
+    const step = running.then((f) => {
+      features.set(f, batch.offset * dim);
+      labels.set(batch.labels, batch.offset);
+      done += batch.labels.length;
+      r.onProgress?.(done, r.count);
+    });
+    step.catch(() => undefined); // awaited below; a failure while an earlier step is awaited is not unhandled
+    // In a thread, one batch computes while the next is read; on this thread, one at a time.
+    if (!passImages) await step;
+    await previous;
+    previous = step;
   }
+  await previous;
   if (done !== r.count) throw new Error(`the dataset holds ${done} examples, not the ${r.count} declared`);
 
   await mkdir(join(r.cacheDir, 'features'), { recursive: true });
@@ -94,6 +111,12 @@ export async function batchFeatures(extractor: FeatureExtractor, images: Decoded
     extractor.spec.preprocessing,
   );
   return extractor.extract(pixels, images.length);
+}
+
+/** The batch as pass images for an engine thread; undefined for channel counts only the main-thread path handles. */
+function asPassImages(images: DecodedImage[]): PassImage[] | undefined {
+  if (!images.every((im) => im.channels === 1 || im.channels === 3 || im.channels === 4)) return undefined;
+  return images.map((im) => ({ data: im.data, width: im.width, height: im.height, channels: im.channels as 1 | 3 | 4 }));
 }
 
 function bytesTo<T extends Float32Array | Int32Array>(Ctor: { new (b: ArrayBuffer, o: number, l: number): T; BYTES_PER_ELEMENT: number }, buf: Buffer): T {

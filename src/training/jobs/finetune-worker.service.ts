@@ -155,6 +155,7 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
             s.end();
           }
         });
+        const thread = this.backbones.extractionThread(fx);
         timings.loadBackboneMs = Date.now() - t0;
         const t1 = Date.now();
         const feats = await tracer.startActiveSpan('finetune.extract_features', async (s) => {
@@ -164,6 +165,7 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
               fingerprint: dataset.fingerprint,
               count: dataset.declaredSize,
               extractor: fx,
+              thread,
               cacheDir: this.config.artifactDir,
               onProgress: (done, total) => {
                 progress = 0.8 * (done / total);
@@ -244,7 +246,8 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
     if (!source) return {};
     const { inspectDataset } = await import('../data');
     const info = await inspectDataset(source);
-    const feats = await datasetFeatures({ source, fingerprint: info.fingerprint, count: info.count, extractor: fx, cacheDir: this.config.artifactDir });
+    const thread = this.backbones.extractionThread(fx);
+    const feats = await datasetFeatures({ source, fingerprint: info.fingerprint, count: info.count, extractor: fx, thread, cacheDir: this.config.artifactDir });
     const X = applyFeaturePreprocessing({ data: feats.features, rows: feats.rows, cols: feats.dim }, pre);
     // Public data: accuracy is post-processing of the released model and costs no budget.
     return { public: { kind: 'public', location: source.location, examples: info.count, accuracy: accuracy(head, X, feats.labels), charged: false } };

@@ -1,24 +1,27 @@
 /**
- * Runs a backbone's ONNX graph in a worker thread for serving.
+ * A backbone's ONNX graph in a worker thread.
  *
- * onnxruntime-node's `session.run` occupies the calling JavaScript thread for the whole forward pass.
- * On the main thread that would stop the HTTP server, GraphQL and image decoding for every batch, so no
- * requests could gather while the backbone runs. Here the session lives in its own thread: the main
- * thread keeps accepting, decoding and queueing requests while a batch is computed, which is what lets
- * the micro-batcher form full batches under load.
+ * onnxruntime-node's `session.run` occupies the calling JavaScript thread for the whole forward pass. On
+ * the main thread that stops the HTTP server, GraphQL and image decoding for every batch: serving could
+ * not gather requests while the backbone runs, and a finetune job in an API process (PRIVATUNE_ROLE=all)
+ * would freeze every request for as long as each of its batches runs. Here the session lives in its own
+ * thread and the event loop stays free. Both paths use it: the serving pool (serving/inference/
+ * backbone-pool.ts) and the finetune worker's feature extraction.
  *
  * The thread loads the same verified ONNX file the platform's extractor uses (its path, input/output
- * names, layout and pooling come from that extractor), so served features equal training features.
- * A pass's images arrive as decoded uint8 pixels packed in one transferred buffer and are resized and
- * normalised here, with the training path's code: the event loop neither converts nor allocates the
- * four-times-larger float32 tensor. Features are transferred back. A thread that dies fails its pending
- * batches and is started again on the next batch.
+ * names, layout and pooling come from that extractor), so its features equal the extractor's. A pass's
+ * images arrive as decoded uint8 pixels packed in one transferred buffer and are resized and normalised
+ * here, with the training path's code: the event loop neither converts nor allocates the four-times-larger
+ * float32 tensor. Features are transferred back. A thread that dies fails its pending passes and is
+ * started again on the next one.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { BackboneSpec, FeatureExtractor } from '../../training/backbones';
-import { PackedImage, packPass, PassImage, preprocessPass, unpackPass } from './image-input';
+import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../onnx/keras-to-onnx';
+import { PackedImage, packPass, PassImage, preprocessPass, unpackPass } from '../pass';
+import type { BackboneSpec, FeatureExtractor } from '../types';
+import { OnnxExtractor, ort } from './onnx-extractor';
 
-export interface BackboneThreadConfig {
+export interface OnnxThreadConfig {
   spec: BackboneSpec;
   onnxPath: string;
   inputName: string;
@@ -34,13 +37,18 @@ export interface BackboneThreadConfig {
   executionProviders?: string[];
 }
 
-type Request = { id: number; buffer: ArrayBuffer; layout: PackedImage[] };
+export interface OnnxPassOptions {
+  /** Images per session.run; the pass is preprocessed and run in chunks of this size (default: all at once). */
+  batchSize?: number;
+}
+
+type Request = { id: number; buffer: ArrayBuffer; layout: PackedImage[]; batchSize?: number };
 type Reply = { kind: 'ready' } | { kind: 'startError'; message: string } | { id: number; features: ArrayBuffer } | { id: number; error: string };
 
-const THREAD_FLAG = 'privatuneBackboneThread';
+const THREAD_FLAG = 'privatuneOnnxThread';
 
 /** The platform extractor's ONNX graph, as a thread config; undefined when it does not run on ONNX Runtime. */
-export function threadConfigFor(fx: FeatureExtractor, names: { exportedInput: string; exportedOutput: string }): BackboneThreadConfig | undefined {
+export function onnxThreadConfig(fx: FeatureExtractor): OnnxThreadConfig | undefined {
   if (fx.engine !== 'onnx' || !fx.info.onnxPath) return undefined;
   const spec = fx.spec;
   const layer = spec.featureLayers.find((l) => l.name === fx.featureLayer);
@@ -50,8 +58,8 @@ export function threadConfigFor(fx: FeatureExtractor, names: { exportedInput: st
     spec,
     onnxPath: fx.info.onnxPath,
     // Registered ONNX backbones run as declared; exported TF.js backbones have the exporter's fixed names, NHWC, pooling inside the graph.
-    inputName: registeredOnnx ? ((spec.source as { inputName?: string }).inputName ?? '') : names.exportedInput,
-    outputName: registeredOnnx ? layer.node : names.exportedOutput,
+    inputName: registeredOnnx ? ((spec.source as { inputName?: string }).inputName ?? '') : ONNX_INPUT_NAME,
+    outputName: registeredOnnx ? layer.node : ONNX_OUTPUT_NAME,
     layout: registeredOnnx ? spec.input.layout : 'NHWC',
     pooling: registeredOnnx ? layer.pooling : 'none',
     inputSize: fx.inputSize,
@@ -62,14 +70,14 @@ export function threadConfigFor(fx: FeatureExtractor, names: { exportedInput: st
   };
 }
 
-export class BackboneThread {
+export class OnnxExtractorThread {
   private worker: Worker | undefined;
   private starting: Promise<Worker> | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (f: Float32Array) => void; reject: (e: Error) => void }>();
   private closed = false;
 
-  constructor(private readonly config: BackboneThreadConfig) {}
+  constructor(readonly config: OnnxThreadConfig) {}
 
   /** Starts the thread and waits until its session is loaded. */
   start(): Promise<Worker> {
@@ -111,15 +119,15 @@ export class BackboneThread {
     return starting;
   }
 
-  /** One forward pass over the images (copied into one buffer that is transferred to the thread). */
-  async run(images: PassImage[]): Promise<Float32Array> {
+  /** One forward pass over the images (copied into one buffer that is transferred to the thread): n x featureDim features. */
+  async run(images: PassImage[], opts: OnnxPassOptions = {}): Promise<Float32Array> {
     if (this.closed) throw new Error('backbone thread closed');
     const worker = await this.start();
     const { buffer, layout } = packPass(images);
     const id = this.nextId++;
     return new Promise<Float32Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, buffer, layout } satisfies Request, [buffer]);
+      worker.postMessage({ id, buffer, layout, batchSize: opts.batchSize } satisfies Request, [buffer]);
     });
   }
 
@@ -131,82 +139,18 @@ export class BackboneThread {
   }
 }
 
-/**
- * Serving threads on one backbone, each with its own session.
- *
- * - `size` narrow threads: on CPU, N single-threaded sessions running N batches side by side use the cores
- *   without the per-layer thread synchronisation of one multi-threaded session (which costs dearly when
- *   the cores are also busy with HTTP and decoding). This is the path under load.
- * - An optional solo thread whose session has `soloThreads` intra-op threads (all cores): used only when
- *   no other pass is in flight, so that a lone request (the latency case: concurrency 1) gets every core
- *   instead of waiting on one, and never competes with a narrow pass. Its pool threads spin between
- *   layers, as a lone pass has the cores to itself.
- * At most `size` passes run at once (the micro-batcher's maxInFlight).
- */
-export class BackbonePool {
-  private readonly narrow: BackboneThread[];
-  private readonly solo: BackboneThread | undefined;
-  private readonly busy: boolean[];
-  private inFlight = 0;
-  /** Passes run on the solo thread (diagnostics). */
-  soloPasses = 0;
-
-  constructor(config: BackboneThreadConfig, readonly size: number, opts: { soloThreads?: number } = {}) {
-    this.narrow = Array.from({ length: size }, () => new BackboneThread(config));
-    this.busy = new Array<boolean>(size).fill(false);
-    const soloThreads = opts.soloThreads ?? 0;
-    if (soloThreads > (config.threads ?? 1)) this.solo = new BackboneThread({ ...config, threads: soloThreads, spin: true });
-  }
-
-  get hasSolo(): boolean {
-    return this.solo !== undefined;
-  }
-
-  async start(): Promise<void> {
-    await Promise.all([...this.narrow, ...(this.solo ? [this.solo] : [])].map((t) => t.start()));
-  }
-
-  /** Runs on the solo thread when nothing else runs, else on a free narrow thread. */
-  async run(images: PassImage[]): Promise<Float32Array> {
-    if (this.solo && this.inFlight === 0) {
-      this.inFlight++;
-      this.soloPasses++;
-      try {
-        return await this.solo.run(images);
-      } finally {
-        this.inFlight--;
-      }
-    }
-    let i = this.busy.indexOf(false);
-    if (i < 0) i = 0;
-    this.busy[i] = true;
-    this.inFlight++;
-    try {
-      return await this.narrow[i].run(images);
-    } finally {
-      this.busy[i] = false;
-      this.inFlight--;
-    }
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.narrow, ...(this.solo ? [this.solo] : [])].map((t) => t.close()));
-  }
-}
-
 // ---- the thread --------------------------------------------------------------------------------------
 
 if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
-  const cfg = workerData[THREAD_FLAG] as BackboneThreadConfig;
+  const cfg = workerData[THREAD_FLAG] as OnnxThreadConfig;
   const port = parentPort;
   void (async () => {
     let extractor: FeatureExtractor;
     try {
-      // Loaded here, inside the thread (native bindings are per thread).
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { ort, OnnxExtractor } = require('../../training/backbones/engines/onnx-extractor') as typeof import('../../training/backbones/engines/onnx-extractor');
+      // onnxruntime-node is loaded here, inside the thread (native bindings are per thread).
       const o = ort();
       const threads = Math.max(1, cfg.threads ?? 1);
+      const providers = cfg.executionProviders ?? ['cpu'];
       // As the platform's sessions (createOnnxSession), but spinning only when asked. Spinning pool threads
       // take the cores that the main thread needs to decode the next images and answer HTTP, which
       // serializes a busy server; a session that runs only when the backbone is otherwise idle (the solo
@@ -218,27 +162,25 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
-        executionProviders: cfg.executionProviders ?? ['cpu'],
+        executionProviders: providers,
         extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: '0' } } },
       });
-      const s = { session, providers: cfg.executionProviders ?? ['cpu'], threads };
-      const inputName = cfg.inputName || s.session.inputNames[0];
       extractor = new OnnxExtractor(
         cfg.spec,
         {
           backboneId: cfg.spec.id,
           engine: 'onnx',
-          backend: `onnxruntime-${s.providers[0]}`,
+          backend: `onnxruntime-${providers[0]}`,
           inputSize: cfg.inputSize,
           featureLayer: cfg.featureLayer,
           featureDim: cfg.featureDim,
           batchSize: 1024,
-          threads: s.threads,
+          threads,
           requestedEngine: 'onnx',
           onnxPath: cfg.onnxPath,
-          executionProviders: s.providers,
+          executionProviders: providers,
         },
-        { session: s.session, inputName, outputName: cfg.outputName, layout: cfg.layout, pooling: cfg.pooling },
+        { session, inputName: cfg.inputName || session.inputNames[0], outputName: cfg.outputName, layout: cfg.layout, pooling: cfg.pooling },
       );
     } catch (err) {
       port.postMessage({ kind: 'startError', message: (err as Error).message } satisfies Reply);
@@ -246,10 +188,19 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
     }
     port.on('message', async (m: Request) => {
       try {
-        const n = m.layout.length;
-        const pixels = preprocessPass(unpackPass(m.buffer, m.layout), cfg.inputSize, cfg.spec.preprocessing);
-        const features = await extractor.extract(pixels, n, { batchSize: n });
-        const out = features.byteOffset === 0 && features.byteLength === features.buffer.byteLength ? features : features.slice();
+        const images = unpackPass(m.buffer, m.layout);
+        const n = images.length;
+        const D = cfg.featureDim;
+        const bs = Math.max(1, Math.min(n, m.batchSize ?? n));
+        const runChunk = (chunk: PassImage[]) => extractor.extract(preprocessPass(chunk, cfg.inputSize, cfg.spec.preprocessing), chunk.length, { batchSize: chunk.length });
+        let out: Float32Array;
+        if (bs === n) {
+          out = await runChunk(images); // a fresh array of exactly n x D: transferred as is
+        } else {
+          // Chunk by chunk, so a large pass never holds more than one chunk's float32 tensor.
+          out = new Float32Array(n * D);
+          for (let s = 0; s < n; s += bs) out.set(await runChunk(images.slice(s, s + bs)), s * D);
+        }
         port.postMessage({ id: m.id, features: out.buffer as ArrayBuffer } satisfies Reply, [out.buffer as ArrayBuffer]);
       } catch (err) {
         port.postMessage({ id: m.id, error: (err as Error).message } satisfies Reply);
