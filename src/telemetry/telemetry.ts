@@ -10,6 +10,10 @@
  * (trace ids in logs, trace context carried into jobs), but no span records attributes or events that
  * nobody would read, which keeps instrumentation off the serving hot path; GraphQL, whose instrumentation
  * only makes spans, is then not instrumented at all (http and pg are: their metrics feed the dashboards).
+ *
+ * The Node.js runtime is measured too: event-loop delay (nodejs_eventloop_delay_*_seconds, percentiles
+ * since the previous scrape) and utilisation, GC and heap. A forward pass or any other long synchronous
+ * work on the event loop shows there first.
  */
 import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
@@ -17,6 +21,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
 import type { AppConfig } from '../config/config';
 
 let exporter: PrometheusExporter | undefined;
@@ -40,6 +45,8 @@ export function startTelemetry(config: Pick<AppConfig, 'otel'>): void {
       ...(endpoint ? [new GraphQLInstrumentation({ mergeItems: true, ignoreTrivialResolveSpans: true })] : []),
       // Statement text only; parameter values (which could hold key hashes) are not recorded.
       new PgInstrumentation({ enhancedDatabaseReporting: false }),
+      // Event-loop delay sampled every 10 ms (the histogram's resolution).
+      new RuntimeNodeInstrumentation({ monitoringPrecision: 10 }),
     ],
   });
   sdk.start();

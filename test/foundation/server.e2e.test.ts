@@ -102,6 +102,17 @@ describe('server end to end (DATABASE_URL)', () => {
     const text = await res.text();
     assert.match(text, /# TYPE \w+ (histogram|counter|gauge)/);
     assert.match(text, /http_server_(request_)?duration/);
+    // The runtime's health: event-loop delay percentiles (seconds, since the previous scrape: reported once
+    // the loop has been sampled 5 times, 50 ms) and utilisation.
+    const delayP99 = (t: string) => /^nodejs_eventloop_delay_p99(?:_seconds)?(?:\{[^}]*\})? (\S+)/m.exec(t);
+    let p99 = delayP99(text);
+    for (let i = 0; !p99 && i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      p99 = delayP99(await (await fetch(`${server.url}/metrics`)).text());
+    }
+    assert.ok(p99, 'event-loop delay p99 is exported');
+    assert.ok(Number(p99[1]) > 0 && Number(p99[1]) < 5, `event-loop delay p99 ${p99[1]} s`);
+    assert.match(text, /^nodejs_eventloop_utilization(_ratio)?(\{[^}]*\})? \S+/m);
     assert.doesNotMatch(text, new RegExp(adminKey));
   });
 
