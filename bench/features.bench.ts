@@ -5,7 +5,9 @@
  *    Runtime CPU, TF.js on the selected backend), batch 1 / 16 / 64, on already-preprocessed tensors.
  * 2. The platform's full extraction path (raw 28x28 uint8 Fashion-MNIST-like images -> resize/replicate/
  *    scale -> engine, extractFeaturesFromRaw) vs a bare ONNX Runtime session on the same (pre-made) tensors,
- *    measured in the same run, interleaved; prints the ratio (target >= 0.8).
+ *    measured in the same run, interleaved; prints the ratio (target >= 0.8). Also the finetune worker's
+ *    path: the same images in dataset batches of 256 through an extraction thread (OnnxExtractorThread,
+ *    one batch computing while the next is sent, as datasetFeatures does in a worker process).
  *
  * Options: --quick (shorter timings), --sizes 96,224, --seconds S (per measurement, default 2).
  */
@@ -20,6 +22,7 @@ import {
   type RawImageBatch,
 } from '../src/training/backbones';
 import { createOnnxSession, ort } from '../src/training/backbones/engines/onnx-extractor';
+import { OnnxExtractorThread, onnxThreadConfig } from '../src/training/backbones/engines/onnx-thread';
 
 const args = process.argv.slice(2);
 const arg = (k: string) => {
@@ -115,22 +118,41 @@ async function main(): Promise<void> {
     }
   };
   const platformRun = () => extractFeaturesFromRaw(fx, images, { batchSize: batch });
+  // As in a worker process (PRIVATUNE_ROLE=worker): the session's threads spin between layers.
+  const thread = new OnnxExtractorThread({ ...onnxThreadConfig(fx)!, spin: true });
+  const perImage = Array.from({ length: N }, (_, i) => ({ data: images.data.subarray(i * 784, (i + 1) * 784), width: 28, height: 28, channels: 1 as const }));
+  const threadRun = async () => {
+    let previous: Promise<unknown> | undefined;
+    for (let s = 0; s < N; s += 256) {
+      const running = thread.run(perImage.slice(s, s + 256), { batchSize: batch });
+      await previous;
+      previous = running;
+    }
+    await previous;
+  };
   const ratios: number[] = [];
+  const threadRatios: number[] = [];
   const bareRates: number[] = [];
   const platRates: number[] = [];
+  const threadRates: number[] = [];
   const rounds = quick ? 3 : 5;
   await bareRun();
   await platformRun();
+  await threadRun();
   for (let i = 0; i < rounds; i++) {
     // Alternate the order so drifting machine load does not favour one side.
     const first = i % 2 === 0;
     const a = first ? await rate(N, bareRun, 0) : 0;
     const p = await rate(N, platformRun, 0);
+    const t = await rate(N, threadRun, 0);
     const b = first ? a : await rate(N, bareRun, 0);
     bareRates.push(b);
     platRates.push(p);
+    threadRates.push(t);
     ratios.push(p / b);
+    threadRatios.push(t / b);
   }
+  await thread.close();
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const chunk = new Float32Array(batch * plane);
   const pre = await rate(N, async () => {
@@ -139,6 +161,7 @@ async function main(): Promise<void> {
   out(`full path (raw 28x28 uint8 -> features, ${N} images, batch ${batch}, 96 px, block_13_expand_relu): median ${median(platRates).toFixed(0)} img/s`);
   out(`bare ONNX Runtime session on the same pre-made tensors: median ${median(bareRates).toFixed(0)} img/s`);
   out(`ratio full / bare (median of ${rounds} interleaved rounds): ${median(ratios).toFixed(3)} (target >= 0.8); rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')}`);
+  out(`finetune worker path (dataset batches of 256 through an extraction thread, preprocessing in the thread, worker role: spinning): median ${median(threadRates).toFixed(0)} img/s, ratio to bare ${median(threadRatios).toFixed(3)}; rounds: ${threadRatios.map((r) => r.toFixed(2)).join(', ')}`);
   out(`preprocessing alone (28x28 gray -> 96x96x3 float32, reused batch buffer): ${pre.toFixed(0)} img/s`);
   await bare.session.release();
   await fx.dispose();

@@ -91,11 +91,13 @@ export class BackbonesService implements OnApplicationShutdown {
   /**
    * The extractor's ONNX graph in a worker thread with as many intra-op threads as the extractor, for
    * training extraction off the event loop; started by its first pass. Undefined for TF.js engines.
+   * Its pool threads spin between layers only in worker processes: in an API process they would take
+   * the cores from serving (spinning is worth 5-10% of extraction speed on 2 cores; bench:features).
    */
   extractionThread(fx: FeatureExtractor): OnnxExtractorThread | undefined {
     if (!this.extractionThreads.has(fx)) {
       const config = onnxThreadConfig(fx);
-      this.extractionThreads.set(fx, config && new OnnxExtractorThread(config));
+      this.extractionThreads.set(fx, config && new OnnxExtractorThread({ ...config, spin: this.config.role === 'worker' }));
     }
     return this.extractionThreads.get(fx);
   }

@@ -32,7 +32,7 @@ export interface OnnxThreadConfig {
   featureDim: number;
   featureLayer: string;
   threads?: number;
-  /** Let the session's pool threads spin between layers (only for a session that runs alone: see BackbonePool). */
+  /** Let the session's pool threads spin between layers (only where no event loop needs the cores: see BackbonePool, BackbonesService). */
   spin?: boolean;
   executionProviders?: string[];
 }
@@ -154,8 +154,9 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
       // As the platform's sessions (createOnnxSession), but spinning only when asked. Spinning pool threads
       // take the cores that the main thread needs to decode the next images and answer HTTP, which
       // serializes a busy server; a session that runs only when the backbone is otherwise idle (the solo
-      // pass) spins, because waking a sleeping pool thread for every layer is what makes a lone pass slow
-      // (measured on a 2-core VM at 224 px: 3.0-3.6 ms without spinning, 2.1-2.5 ms with it).
+      // serving pass) or in a process without an API (training extraction in a worker) spins, because
+      // waking a sleeping pool thread for every layer is slow (on a 2-core VM at 224 px a lone pass takes
+      // 3.0-3.6 ms without spinning, 2.1-2.5 ms with it).
       const spin = cfg.spin === true && threads > 1 ? '1' : '0';
       const session = await o.InferenceSession.create(cfg.onnxPath, {
         intraOpNumThreads: threads,
