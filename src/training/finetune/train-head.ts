@@ -10,6 +10,7 @@ import type { FeaturePreprocessing } from '../../serving/models/model.entity';
 import { PublicFeatureStats } from '../backbones';
 import { FeatureMatrix, HeadResult, l2NormalizeRows, NoiseSource, preprocessFeatures, trainDpSgd, trainLeastSquares, trainSingleStep } from '../heads';
 import { gradientThreads } from '../heads/sharded-gradient';
+import { gramThreads } from '../heads/sharded-gram';
 import { headEvents, ResolvedFinetuneOptions } from '../jobs/finetune-options';
 
 /**
@@ -58,7 +59,13 @@ export function trainHead(p: {
   let head: HeadResult;
   switch (o.method) {
     case 'LEAST_SQUARES':
-      head = trainLeastSquares(p.features, p.labels, { ...privacy, numClasses: p.numClasses, ridge: o.ridge ?? undefined, fitBias: o.fitBias });
+      head = trainLeastSquares(p.features, p.labels, {
+        ...privacy,
+        numClasses: p.numClasses,
+        ridge: o.ridge ?? undefined,
+        fitBias: o.fitBias,
+        threads: gramThreads(p.features.rows, p.features.cols + (o.fitBias ? 1 : 0)),
+      });
       break;
     case 'SINGLE_STEP':
       head = trainSingleStep(p.features, p.labels, { ...privacy, numClasses: p.numClasses, declaredSize: p.declaredSize, learningRate: o.learningRate, fitBias: o.fitBias });

@@ -23,7 +23,8 @@
  */
 import { checkData, checkPrivacy, drawGaussian, invalidOption } from './guard';
 import { clipFactor, thetaToHead } from './kernels';
-import { accumulateClippedGram, eigenRidgeSolve, mirrorUpper, symmetricEigen } from './linalg';
+import { eigenRidgeSolve, mirrorUpper, symmetricEigen } from './linalg';
+import { shardedClippedGram } from './sharded-gram';
 import { FeatureMatrix, HeadResult, PrivacyEvent, PrivacyOptions } from './types';
 
 export interface LeastSquaresOptions extends PrivacyOptions {
@@ -32,6 +33,8 @@ export interface LeastSquaresOptions extends PrivacyOptions {
   ridge?: number;
   /** Append a constant feature 1 (learned bias). Default false. */
   fitBias?: boolean;
+  /** Threads for the Gram accumulation (gramThreads picks a count; default 1). */
+  threads?: number;
 }
 
 /** Noise multiplier of the single Gaussian equivalent to LS's two releases at multiplier sigma: sigma / sqrt(2). */
@@ -59,6 +62,7 @@ export function leastSquaresStatistics(
   numClasses: number,
   clip: number,
   withBias: boolean,
+  threads = 1,
 ): LeastSquaresStatistics {
   const { rows, cols, data } = features;
   const D = withBias ? cols + 1 : cols;
@@ -74,8 +78,7 @@ export function leastSquaresStatistics(
     for (let j = 0; j < cols; j++) classSums[base + j] += c * data[o + j];
     if (withBias) classSums[base + cols] += c;
   }
-  const gram = new Float64Array(D * D);
-  accumulateClippedGram(data, rows, cols, scale, withBias, gram);
+  const gram = shardedClippedGram(data, rows, cols, scale, withBias, threads);
   mirrorUpper(gram, D);
   return { gram, classSums, dim: D };
 }
@@ -93,7 +96,9 @@ export function trainLeastSquares(features: FeatureMatrix, labels: Int32Array, o
   const ridge = opts.ridge ?? (priv.isPrivate ? 10 * priv.sigma * clip * clip : 1e-3 * clip * clip);
   if (!(ridge > 0) || !Number.isFinite(ridge)) throw invalidOption('ridge must be a finite number > 0', { ridge });
 
-  const { gram, classSums, dim: D } = leastSquaresStatistics(features, labels, K, clip, withBias);
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw invalidOption('threads must be an integer >= 1', { threads });
+  const { gram, classSums, dim: D } = leastSquaresStatistics(features, labels, K, clip, withBias, threads);
 
   const events: PrivacyEvent[] = [];
   if (priv.isPrivate) {
