@@ -67,10 +67,12 @@ export async function datasetFeatures(r: FeatureRequest): Promise<DatasetFeature
     if (batch.offset + batch.labels.length > r.count) throw new Error(`the dataset holds more than the ${r.count} declared examples`);
     const passImages = r.thread && asPassImages(batch.images);
     const running = passImages ? r.thread!.run(passImages, { batchSize: r.extractor.info.batchSize }) : batchFeatures(r.extractor, batch.images);
+    // The step keeps the batch's offset and labels, not its decoded images (the thread has its own copy).
+    const { offset, labels: batchLabels } = batch;
     const step = running.then((f) => {
-      features.set(f, batch.offset * dim);
-      labels.set(batch.labels, batch.offset);
-      done += batch.labels.length;
+      features.set(f, offset * dim);
+      labels.set(batchLabels, offset);
+      done += batchLabels.length;
       r.onProgress?.(done, r.count);
     });
     step.catch(() => undefined); // awaited below; a failure while an earlier step is awaited is not unhandled

@@ -55,6 +55,20 @@ export function sharedFeatureData(data: Float32Array | Float64Array): Float32Arr
   return data instanceof Float32Array ? toShared(data, (b) => new Float32Array(b)) : toShared(data, (b) => new Float64Array(b));
 }
 
+/**
+ * Blocks (Atomics.wait) until `count` helper threads have counted themselves in control[slots.done];
+ * throws when one set control[slots.failed] or when `timeoutMs` passes (a dead helper never counts itself).
+ */
+export function waitForHelpers(control: Int32Array, slots: { done: number; failed: number }, count: number, timeoutMs: number, what: string): void {
+  const deadline = Date.now() + timeoutMs;
+  for (let done = Atomics.load(control, slots.done); done < count; done = Atomics.load(control, slots.done)) {
+    if (Atomics.load(control, slots.failed)) break;
+    if (Date.now() > deadline) throw new Error(`${what} helper threads did not answer within ${timeoutMs / 1000} s`);
+    Atomics.wait(control, slots.done, done, 1000);
+  }
+  if (Atomics.load(control, slots.failed)) throw new Error(`a ${what} helper thread failed`);
+}
+
 /** The rows one shard sums, as views of the shared arrays. */
 interface ShardRows {
   features: FeatureMatrix;
@@ -154,14 +168,7 @@ export class ShardedGradient {
     Atomics.notify(this.control, GEN);
 
     const own = shardPass(this.rows, this.bounds[0], this.bounds[1], this.numClasses, this.withBias, this.theta, clip, include ? this.include : undefined);
-    const helpers = this.threads - 1;
-    const deadline = Date.now() + HELPER_TIMEOUT_MS;
-    for (let done = Atomics.load(this.control, DONE); done < helpers; done = Atomics.load(this.control, DONE)) {
-      if (Atomics.load(this.control, FAILED)) throw new Error('a gradient helper thread failed');
-      if (Date.now() > deadline) throw new Error(`gradient helper threads did not answer within ${HELPER_TIMEOUT_MS / 1000} s`);
-      Atomics.wait(this.control, DONE, done, 1000);
-    }
-    if (Atomics.load(this.control, FAILED)) throw new Error('a gradient helper thread failed');
+    waitForHelpers(this.control, { done: DONE, failed: FAILED }, this.threads - 1, HELPER_TIMEOUT_MS, 'gradient');
     const gradSum = own.gradSum;
     let lossSum = own.lossSum;
     let included = own.included;

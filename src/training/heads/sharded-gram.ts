@@ -11,7 +11,7 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, Worker, workerData } from 'node:worker_threads';
 import { accumulateClippedGram } from './linalg';
-import { sharedFeatureData, toShared } from './sharded-gradient';
+import { sharedFeatureData, toShared, waitForHelpers } from './sharded-gradient';
 
 // Control words (Int32): helpers finished, and a failure flag.
 const DONE = 0;
@@ -84,13 +84,7 @@ export function shardedClippedGram(data: Float32Array | Float64Array, rows: numb
       helpers.push(w);
     }
     accumulateClippedGram(features, rows, cols, sharedScale, withBias, gram, bounds[0], bounds[1]);
-    const deadline = Date.now() + HELPER_TIMEOUT_MS;
-    for (let done = Atomics.load(control, DONE); done < helpers.length; done = Atomics.load(control, DONE)) {
-      if (Atomics.load(control, FAILED)) break;
-      if (Date.now() > deadline) throw new Error(`Gram helper threads did not answer within ${HELPER_TIMEOUT_MS / 1000} s`);
-      Atomics.wait(control, DONE, done, 1000);
-    }
-    if (Atomics.load(control, FAILED)) throw new Error('a Gram helper thread failed');
+    waitForHelpers(control, { done: DONE, failed: FAILED }, helpers.length, HELPER_TIMEOUT_MS, 'Gram');
     for (const p of partials) for (let e = 0; e < gram.length; e++) gram[e] += p[e];
     return gram;
   } finally {
