@@ -122,6 +122,8 @@ describe('private finetunes end to end', () => {
     assert.equal(job.status, 'SUCCEEDED', job.error);
     assert.equal(job.progress, 1);
     assert.ok(job.modelId);
+    // The built-in backbone runs on ONNX Runtime: features were extracted in a thread, off the API's event loop.
+    assert.equal(JSON.parse(job.timings).extractedInThread, 1);
 
     const [model] = await sql(`SELECT name, version, class_names, dim, octet_length(weights) AS bytes, guarantee, evaluation, backbone FROM models WHERE id = $1`, [job.modelId]);
     assert.equal(model.name, 'fashion-ls');
@@ -153,6 +155,7 @@ describe('private finetunes end to end', () => {
     const job = await waitJob(req.data.requestFinetune.id, (j) => ['SUCCEEDED', 'FAILED'].includes(j.status));
     assert.equal(job.status, 'SUCCEEDED', job.error);
     assert.equal(JSON.parse(job.timings).featuresCached, 1);
+    assert.equal(JSON.parse(job.timings).extractedInThread, 0);
     assert.deepEqual(job.events, [{ type: 'GAUSSIAN', noiseMultiplier: 8, samplingRate: null, count: 1 }]);
   });
 

@@ -181,6 +181,8 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
         });
         timings.extractMs = Date.now() - t1;
         timings.featuresCached = feats.cached ? 1 : 0;
+        // 1 when the backbone ran in an extraction thread (ONNX Runtime), 0 on this thread (TF.js) or when cached.
+        timings.extractedInThread = thread && !feats.cached ? 1 : 0;
         const pre = featurePreprocessingFor(loadPublicStats(spec.id, fx.featureLayer, fx.inputSize));
         const X = applyFeaturePreprocessing({ data: feats.features, rows: feats.rows, cols: feats.dim }, pre);
         const holdoutEvery = job.options.privateEvaluation?.every;
