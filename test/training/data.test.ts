@@ -253,6 +253,28 @@ describe('IMAGE_FOLDER reader', () => {
     await assert.rejects(collect(src, 4, info.fingerprint), code('DATASET_CHANGED'));
   });
 
+  it('ends folder batches at maxBatchBytes of decoded pixels (large photos), in order, nothing skipped', async () => {
+    const root = await makeFolder('budget');
+    const src: DatasetSource = { format: 'IMAGE_FOLDER', location: root };
+    const info = await inspectDataset(src);
+    const read = async (opts: { concurrency: number; maxBatchBytes: number }) => {
+      const out: ImageBatch[] = [];
+      for await (const b of readBatches(src, 5, { expectedFingerprint: info.fingerprint, ...opts })) out.push(b);
+      return out;
+    };
+    const all = await read({ concurrency: 4, maxBatchBytes: 1e9 });
+    assert.deepEqual(all.map((b) => b.labels.length), [5, 1], 'batchSize bounds batches under a large budget');
+    // Each image decodes to 4 x 3 x 3 = 36 bytes: a 100-byte budget closes a batch after its third image.
+    const small = await read({ concurrency: 1, maxBatchBytes: 100 });
+    assert.deepEqual(small.map((b) => b.labels.length), [3, 3]);
+    assert.deepEqual(small.map((b) => b.offset), [0, 3]);
+    // Decoding goes in groups of `concurrency`: the budget is checked after each group.
+    assert.deepEqual((await read({ concurrency: 4, maxBatchBytes: 100 })).map((b) => b.labels.length), [4, 2]);
+    const flat = (bs: ImageBatch[]) => bs.flatMap((b) => b.images.map((im, i) => [b.labels[i], ...im.data]));
+    assert.deepEqual(flat(small), flat(all), 'same images and labels, in the same order');
+    await assert.rejects(read({ concurrency: 1, maxBatchBytes: 0 }), /maxBatchBytes must be > 0/);
+  });
+
   it('data changed while streaming (after the pre-check): the last batch is withheld and DATASET_CHANGED thrown', async () => {
     const root = await makeFolder('racy');
     const src: DatasetSource = { format: 'IMAGE_FOLDER', location: root };

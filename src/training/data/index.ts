@@ -73,7 +73,14 @@ export interface ReadOptions {
   expectedFingerprint?: string;
   /** Folder decoding parallelism within a batch (default 4). */
   concurrency?: number;
+  /**
+   * Folder batches end early once their decoded pixels reach this many bytes (default 256 MiB), so that a
+   * folder of large photos (36 MB each decoded at 12 megapixels) never holds hundreds of them at once.
+   */
+  maxBatchBytes?: number;
 }
+
+export const DEFAULT_MAX_BATCH_BYTES = 256 * 1024 * 1024;
 
 function validateSource(src: DatasetSource): void {
   if (!src || (src.format !== 'IDX' && src.format !== 'IMAGE_FOLDER')) {
@@ -122,18 +129,20 @@ function changed(expected: string, actual: string): DatasetFormatError {
 }
 
 /**
- * Streams the dataset in order as batches of at most `batchSize` examples. Memory: one batch (plus one
- * held-back batch when verifying) and the stream buffers.
+ * Streams the dataset in order as batches of at most `batchSize` examples (folder batches also end at
+ * `maxBatchBytes` of decoded pixels). Memory: one batch (plus one held-back batch when verifying) and the
+ * stream buffers.
  */
 export async function* readBatches(src: DatasetSource, batchSize: number, opts: ReadOptions = {}): AsyncGenerator<ImageBatch> {
   validateSource(src);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError('batchSize must be an integer >= 1');
+  if (opts.maxBatchBytes !== undefined && !(opts.maxBatchBytes > 0)) throw new RangeError('maxBatchBytes must be > 0');
   const expected = opts.expectedFingerprint;
   if (expected !== undefined) {
     const info = await inspectDataset(src);
     if (info.fingerprint !== expected) throw changed(expected, info.fingerprint);
   }
-  const inner = src.format === 'IDX' ? idxBatches(src.location, batchSize) : folderBatches(src.location, batchSize, opts.concurrency ?? 4);
+  const inner = src.format === 'IDX' ? idxBatches(src.location, batchSize) : folderBatches(src.location, batchSize, opts.concurrency ?? 4, opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
   // Hold back one batch so that the last one is only yielded after the end-of-data fingerprint check.
   let pending: ImageBatch | null = null;
   let final = '';
@@ -180,22 +189,27 @@ async function* idxBatches(location: string, batchSize: number): AsyncGenerator<
   }
 }
 
-async function* folderBatches(root: string, batchSize: number, concurrency: number): AsyncGenerator<ImageBatch, string> {
+async function* folderBatches(root: string, batchSize: number, concurrency: number, maxBatchBytes: number): AsyncGenerator<ImageBatch, string> {
   const listing = await listImageFolder(root);
   const hasher = new FolderHasher(listing.classNames);
   const files = listing.files;
-  for (let offset = 0; offset < files.length; offset += batchSize) {
-    const entries = files.slice(offset, offset + batchSize);
-    const images: DecodedImage[] = new Array(entries.length);
-    for (let s = 0; s < entries.length; s += concurrency) {
-      const group = entries.slice(s, s + concurrency);
-      const bytes = await Promise.all(group.map((e) => readFileBytes(e)));
+  for (let offset = 0; offset < files.length; ) {
+    const images: DecodedImage[] = [];
+    let bytes = 0;
+    // A batch ends at batchSize images, or once its decoded pixels reach maxBatchBytes.
+    while (offset + images.length < files.length && images.length < batchSize && bytes < maxBatchBytes) {
+      const start = offset + images.length;
+      const group = files.slice(start, Math.min(start + concurrency, offset + batchSize));
+      const raw = await Promise.all(group.map((e) => readFileBytes(e)));
       // hash in dataset order, exactly the bytes that are decoded
-      group.forEach((e, i) => hasher.addFile(e.rel, bytes[i]));
-      const decoded = await Promise.all(group.map((e, i) => decodeImage(e.rel, bytes[i])));
-      decoded.forEach((img, i) => (images[s + i] = img));
+      group.forEach((e, i) => hasher.addFile(e.rel, raw[i]));
+      for (const img of await Promise.all(group.map((e, i) => decodeImage(e.rel, raw[i])))) {
+        images.push(img);
+        bytes += img.data.length;
+      }
     }
-    yield { offset, labels: Int32Array.from(entries, (e) => e.label), images };
+    yield { offset, labels: Int32Array.from(files.slice(offset, offset + images.length), (e) => e.label), images };
+    offset += images.length;
   }
   return hasher.digest();
 }
