@@ -26,7 +26,7 @@
  *
  * Options: --size S (model input size, default 224), --seconds S (per measurement, default 10),
  * --concurrency 1,8,32, --max-batch B (SERVING_MAX_BATCH_SIZE for the server; default: the server's own, 4 on CPU),
- * --busy-images N, --json.
+ * --busy-images N (0 skips that part), --json.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -271,7 +271,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 8; i++) await post(bodies[i]); // warm the HTTP path
     log('# raw engine (before)');
     const rawBefore = await raw();
-    const results = [];
+    const results: Awaited<ReturnType<typeof closedLoop>>[] = [];
     for (const c of LEVELS) {
       log(`# GraphQL concurrency ${c}`);
       results.push(await closedLoop(c));
@@ -283,29 +283,39 @@ async function main(): Promise<void> {
     }
     // Serving while a finetune job extracts features in the same process (PRIVATUNE_ROLE=all, the default
     // and the compose file's platform service): closed-loop clients at concurrency BUSY_C during extraction.
-    const busyData = await writeRealSubset(join(WORK, 'data-busy'), N_BUSY, 1, N_TRAIN);
-    const busyDs = await gql(`mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { ... on Dataset { id } ... on ValidationError { message } } }`, {
-      i: { name: 'bench-busy', format: 'IDX', location: busyData.train, declaredSize: N_BUSY, epsilonLimit: 10, delta: 1e-5 },
-    });
-    const busyJob = (
-      await gql(`mutation($i: RequestFinetuneInput!) { requestFinetune(input: $i) { ... on FinetuneJob { id } ... on ValidationError { message } } }`, {
-        i: { datasetId: busyDs.registerDataset.id, targetEpsilon: 4, inputSize: SIZE, modelName: 'bench-busy' },
-      })
-    ).requestFinetune.id;
-    const jobState = async () => (await gql('query($id: ID!) { finetuneJob(id: $id) { status progress } }', { id: busyJob })).finetuneJob as { status: string; progress: number };
-    for (let s = await jobState(); !(s.status === 'EXTRACTING' && s.progress > 0); s = await jobState()) {
-      if (s.status !== 'QUEUED' && s.status !== 'EXTRACTING') throw new Error(`the busy finetune is ${s.status} before extracting`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    log(`# GraphQL concurrency ${BUSY_C} while a finetune job extracts features of ${N_BUSY} images at ${SIZE} px`);
-    const busyStart = { at: performance.now(), state: await jobState() };
-    const duringFinetune = await closedLoop(BUSY_C);
-    const busyEnd = await jobState();
-    // Progress is 0.8 x the fraction extracted while EXTRACTING (the worker's scale).
-    const extractedPerSecond = (((busyEnd.progress - busyStart.state.progress) / 0.8) * N_BUSY) / ((performance.now() - busyStart.at) / 1000);
-    const extractingThroughout = busyEnd.status === 'EXTRACTING';
-    await gql('mutation($i: CancelFinetuneInput!) { cancelFinetune(input: $i) { status } }', { i: { jobId: busyJob } });
-    const idleAtBusyC = results.find((r) => r.concurrency === BUSY_C) ?? (await closedLoop(BUSY_C));
+    const servingDuringFinetune = async () => {
+      const busyData = await writeRealSubset(join(WORK, 'data-busy'), N_BUSY, 1, N_TRAIN);
+      const busyDs = await gql(`mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { ... on Dataset { id } ... on ValidationError { message } } }`, {
+        i: { name: 'bench-busy', format: 'IDX', location: busyData.train, declaredSize: N_BUSY, epsilonLimit: 10, delta: 1e-5 },
+      });
+      const busyJob = (
+        await gql(`mutation($i: RequestFinetuneInput!) { requestFinetune(input: $i) { ... on FinetuneJob { id } ... on ValidationError { message } } }`, {
+          i: { datasetId: busyDs.registerDataset.id, targetEpsilon: 4, inputSize: SIZE, modelName: 'bench-busy' },
+        })
+      ).requestFinetune.id;
+      const jobState = async () => (await gql('query($id: ID!) { finetuneJob(id: $id) { status progress } }', { id: busyJob })).finetuneJob as { status: string; progress: number };
+      for (let s = await jobState(); !(s.status === 'EXTRACTING' && s.progress > 0); s = await jobState()) {
+        if (s.status !== 'QUEUED' && s.status !== 'EXTRACTING') throw new Error(`the busy finetune is ${s.status} before extracting`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      log(`# GraphQL concurrency ${BUSY_C} while a finetune job extracts features of ${N_BUSY} images at ${SIZE} px`);
+      const start = { at: performance.now(), state: await jobState() };
+      const during = await closedLoop(BUSY_C);
+      const end = await jobState();
+      // Progress is 0.8 x the fraction extracted while EXTRACTING (the worker's scale).
+      const extractedPerSecond = (((end.progress - start.state.progress) / 0.8) * N_BUSY) / ((performance.now() - start.at) / 1000);
+      await gql('mutation($i: CancelFinetuneInput!) { cancelFinetune(input: $i) { status } }', { i: { jobId: busyJob } });
+      const idle = results.find((r) => r.concurrency === BUSY_C) ?? (await closedLoop(BUSY_C));
+      return {
+        ...during,
+        extractingThroughout: end.status === 'EXTRACTING',
+        extractedPerSecond,
+        p99OverIdle: during.p99 / idle.p99,
+        p50OverIdle: during.p50 / idle.p50,
+        imagesPerSecondOverIdle: during.imagesPerSecond / idle.imagesPerSecond,
+      };
+    };
+    const duringFinetune = N_BUSY > 0 ? await servingDuringFinetune() : undefined;
 
     log('# JPEG decode alone');
     const decodePerSecond = await decodeRate();
@@ -334,7 +344,7 @@ async function main(): Promise<void> {
       decodePerSecond,
       ratioBound: floors.map((r) => ({ concurrency: r.concurrency, bound: 1 / best / (1 / best + 1 / r.imagesPerSecond + 1 / decodePerSecond) })),
       meanServerBatch: batchSum / batchCount,
-      duringFinetune: { ...duringFinetune, extractingThroughout, extractedPerSecond, p99OverIdle: duringFinetune.p99 / idleAtBusyC.p99, p50OverIdle: duringFinetune.p50 / idleAtBusyC.p50, imagesPerSecondOverIdle: duringFinetune.imagesPerSecond / idleAtBusyC.imagesPerSecond },
+      duringFinetune,
       p50AtC1OverRawSingle: (results.find((r) => r.concurrency === 1)?.p50 ?? NaN) / rawRef.singleMs,
     };
     await fx.dispose();
@@ -358,9 +368,12 @@ async function main(): Promise<void> {
       console.log(`| platform floor \`{ me { name } }\` (ratio column: bound raw / (raw + floor + decode)) | ${r.concurrency} | ${f(r.requestsPerSecond)} req/s | ${f(r.p50, 2)} | ${f(r.p99, 2)} | <= ${f(bound, 2)} | - |`);
     }
     const d = report.duringFinetune;
-    console.log(`| GraphQL classify while a finetune extracts features in the server${d.extractingThroughout ? '' : ' (extraction ended before the window did: raise --busy-images)'} | ${d.concurrency} | ${f(d.imagesPerSecond)} | ${f(d.p50, 2)} | ${f(d.p99, 2)} | - | - |`);
+    if (d) {
+      console.log(`| GraphQL classify while a finetune extracts features in the server${d.extractingThroughout ? '' : ' (extraction ended before the window did: raise --busy-images)'} | ${d.concurrency} | ${f(d.imagesPerSecond)} | ${f(d.p50, 2)} | ${f(d.p99, 2)} | - | - |`);
+    }
     console.log(`| JPEG decode alone (sharp, 4 at once, this process) | - | ${f(decodePerSecond)} | - | - | - | - |`);
-    console.log(`\nwhile the finetune extracts (${f(d.extractedPerSecond)} images/s of features), relative to the same concurrency idle: images/s x${f(d.imagesPerSecondOverIdle, 2)}, p50 x${f(d.p50OverIdle, 2)}, p99 x${f(d.p99OverIdle, 2)}`);
+    console.log('');
+    if (d) console.log(`while the finetune extracts (${f(d.extractedPerSecond)} images/s of features), relative to the same concurrency idle: images/s x${f(d.imagesPerSecondOverIdle, 2)}, p50 x${f(d.p50OverIdle, 2)}, p99 x${f(d.p99OverIdle, 2)}`);
     console.log(`p50 at concurrency 1 / raw single-image time: ${f(report.p50AtC1OverRawSingle, 2)} (target <= 1.5); mean server batch ${f(report.meanServerBatch, 2)} images`);
   } finally {
     server?.kill('SIGTERM');
