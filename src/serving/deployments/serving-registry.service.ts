@@ -22,6 +22,7 @@ import { BackbonesService } from '../../training/backbones/backbones.service';
 import { preprocessPass, type BackboneSpec, type FeatureExtractor, type PassImage } from '../../training/backbones';
 import { onnxThreadConfig } from '../../training/backbones/engines/onnx-thread';
 import { BackbonePool } from '../inference/backbone-pool';
+import { DecodeThread } from '../inference/decode-thread';
 import { Semaphore } from '../inference/image-input';
 import { MicroBatcher } from '../inference/micro-batcher';
 import { backboneKey, ServedModel } from '../inference/served-model';
@@ -100,6 +101,8 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
   private stopped = false;
   /** Bounds concurrent image decodes across all requests of this process. */
   readonly decodeSlots = new Semaphore(Math.max(4, availableParallelism()));
+  /** Where sharp is called for classify's encoded images: off the event loop. */
+  readonly decoder = new DecodeThread();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -138,6 +141,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
       rt.batcher.close();
       await rt.pool?.close().catch(() => undefined);
     }
+    await this.decoder.close();
   }
 
   /** Re-reads the deployment state now (after this replica changed it); serialised with the periodic poll. */

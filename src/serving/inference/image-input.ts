@@ -10,6 +10,7 @@
  */
 import { BadInputError } from '../../common/errors/domain-errors';
 import { preprocessRawBatch, type PassImage, type PreprocessingSpec, type RawImage } from '../../training/backbones';
+import { decodeEncoded, type Decoder } from './image-decode';
 
 export interface ImageInputLike {
   data: string;
@@ -84,35 +85,15 @@ export function sniffFormat(b: Buffer): 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff'
   return undefined;
 }
 
-/**
- * Decodes to raw uint8 pixels in one libvips pass. Images above the pixel limit are refused from their
- * header (sharp's limitInputPixels) before any pixel is decoded. Channel handling is the training
- * path's (decodeImage): gray, RGB and RGBA kept; gray + alpha keeps the gray.
- */
-export async function decodeChecked(img: CheckedImage, index: number, limits: ImageLimits): Promise<RawImage> {
+/** A checked image as raw pixels: raw input as is, encoded input through `decode` (sharp, by default on this thread). */
+export async function decodeChecked(img: CheckedImage, index: number, limits: ImageLimits, decode: Decoder = decodeEncoded): Promise<RawImage> {
   if (img.raw) return { data: new Uint8Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.length), ...img.raw };
   if (!sniffFormat(img.bytes)) {
     throw bad(index, 'IMAGE_UNDECODABLE', 'not a PNG, JPEG, WebP, GIF or TIFF image (or send raw pixels with width, height and channels)');
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const sharp = require('sharp') as typeof import('sharp');
-  let out: { data: Buffer; info: import('sharp').OutputInfo };
-  try {
-    out = await sharp(img.bytes, { limitInputPixels: limits.maxImagePixels }).raw().toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    const message = (err as Error).message.replace(/\s+/g, ' ').slice(0, 200);
-    if (/pixel limit/i.test(message)) throw bad(index, 'IMAGE_TOO_LARGE', `image is above the limit of ${limits.maxImagePixels} pixels`);
-    throw bad(index, 'IMAGE_UNDECODABLE', `cannot decode image (${message})`);
-  }
-  const { data, info } = out;
-  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.length);
-  if (info.channels === 1 || info.channels === 3 || info.channels === 4) return { data: pixels, width: info.width, height: info.height, channels: info.channels };
-  if (info.channels === 2) {
-    const gray = new Uint8Array(info.width * info.height);
-    for (let i = 0; i < gray.length; i++) gray[i] = pixels[2 * i];
-    return { data: gray, width: info.width, height: info.height, channels: 1 };
-  }
-  throw bad(index, 'IMAGE_UNDECODABLE', `unsupported channel count ${info.channels}`);
+  const r = await decode(img.bytes, limits.maxImagePixels);
+  if ('reason' in r) throw bad(index, r.reason, r.message);
+  return r.image;
 }
 
 /** Raw pixels -> one preprocessed image (inputSize x inputSize x 3 float32) per the backbone's spec. */

@@ -104,7 +104,7 @@ export class InferenceService {
             checked.map((img, i) =>
               this.registry.decodeSlots.run(async () => {
                 if (abandoned) throw new Error('abandoned');
-                return passImage(await decodeChecked(img, i, limits), runtime.inputSize, runtime.spec.preprocessing);
+                return passImage(await decodeChecked(img, i, limits, this.registry.decoder.decode), runtime.inputSize, runtime.spec.preprocessing);
               }),
             ),
           );

@@ -1,0 +1,67 @@
+/**
+ * The serving decode thread: the same pixels as decoding on this thread, decoding errors as BAD_USER_INPUT
+ * reasons for the right image, concurrent decodes each answered with their own image, and a thread that
+ * dies fails what it held and is replaced by the next decode.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { BadInputError } from '../../src/common/errors/domain-errors';
+import { DecodeThread } from '../../src/serving/inference/decode-thread';
+import { decodeEncoded } from '../../src/serving/inference/image-decode';
+import { checkImage, decodeChecked } from '../../src/serving/inference/image-input';
+
+const limits = { maxImageBytes: 1 << 20, maxImagePixels: 512 * 512 };
+
+async function jpeg(seed: number, width = 40, height = 30, channels: 1 | 3 = 3): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * channels);
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * 31 + seed * 97) % 256;
+  const img = sharp(raw, { raw: { width, height, channels } });
+  return (channels === 1 ? img.toColourspace('b-w') : img).jpeg({ quality: 85 }).toBuffer();
+}
+
+describe('decode thread', () => {
+  const thread = new DecodeThread();
+  after(() => thread.close());
+
+  it('gives the pixels sharp gives on this thread, for concurrent images each its own', async () => {
+    const files = await Promise.all([jpeg(1), jpeg(2, 17, 23), jpeg(3, 64, 8, 1), await sharp(await jpeg(4)).png().toBuffer()]);
+    const inThread = await Promise.all(files.map((f, i) => decodeChecked(checkImage({ data: f.toString('base64') }, i, limits), i, limits, thread.decode)));
+    for (const [i, f] of files.entries()) {
+      const here = await decodeEncoded(f, limits.maxImagePixels);
+      assert.ok('image' in here);
+      assert.deepEqual({ ...inThread[i], data: Buffer.from(inThread[i].data) }, { ...here.image, data: Buffer.from(here.image.data) });
+    }
+    // sharp hands a gray JPEG back as sRGB, on either thread.
+    assert.deepEqual(inThread.map((im) => [im.width, im.height, im.channels]), [[40, 30, 3], [17, 23, 3], [64, 8, 3], [40, 30, 3]]);
+  });
+
+  it('reports undecodable and oversized images for the right image', async () => {
+    const good = await jpeg(5);
+    const truncated = good.subarray(0, 200); // JPEG magic, then nothing decodable
+    await assert.rejects(
+      decodeChecked(checkImage({ data: truncated.toString('base64') }, 3, limits), 3, limits, thread.decode),
+      (e: unknown) => e instanceof BadInputError && e.details?.reason === 'IMAGE_UNDECODABLE' && e.details?.field === 'images[3]',
+    );
+    const huge = await sharp({ create: { width: 1024, height: 1024, channels: 3, background: '#777' } }).jpeg().toBuffer();
+    await assert.rejects(
+      decodeChecked(checkImage({ data: huge.toString('base64') }, 1, limits), 1, limits, thread.decode),
+      (e: unknown) => e instanceof BadInputError && e.details?.reason === 'IMAGE_TOO_LARGE' && e.details?.field === 'images[1]',
+    );
+    // The caller's bytes are copied, not taken: its buffer is still whole.
+    const bytes = Buffer.from(good);
+    await thread.decode(bytes, limits.maxImagePixels);
+    assert.deepEqual(bytes, good);
+  });
+
+  it('fails the decodes a dead thread held and starts a new one for the next', async () => {
+    const file = await jpeg(6, 480, 480); // a few ms to decode: the thread is stopped while it holds it
+    await thread.decode(file, limits.maxImagePixels); // the thread is up
+    const worker = (thread as unknown as { worker: import('node:worker_threads').Worker }).worker;
+    const held = thread.decode(file, limits.maxImagePixels);
+    await worker.terminate();
+    await assert.rejects(held, /decode thread exited/);
+    const again = await thread.decode(file, limits.maxImagePixels);
+    assert.ok('image' in again && again.image.width === 480);
+  });
+});
