@@ -4,7 +4,8 @@
  * are given, raw uint8 pixels (row-major, interleaved, 1 = gray, 3 = RGB, 4 = RGBA).
  *
  * Cheap checks (`checkImage`: base64, byte and pixel limits, raw sizes) run for every image before the
- * request takes room in the queue; decoding happens afterwards. Images are then resized and normalised
+ * request takes room in the queue; decoding happens afterwards (image-decode.ts, called from the decode
+ * thread in the server: decode-thread.ts). Images are then resized and normalised
  * exactly as the backbone declares (its PreprocessingSpec, through the same code the training path
  * uses), so served features equal training features for equal pixels.
  */
