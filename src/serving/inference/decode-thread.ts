@@ -13,6 +13,7 @@
  * by the next one.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { ThreadCalls } from '../../common/thread-calls';
 import type { RawImage } from '../../training/backbones';
 import { DecodeResult, decodeEncoded } from './image-decode';
 
@@ -26,8 +27,7 @@ const THREAD_FLAG = 'privatuneDecodeThread';
 
 export class DecodeThread {
   private worker: Worker | undefined;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: DecodeResult) => void; reject: (e: Error) => void }>();
+  private readonly calls = new ThreadCalls<DecodeResult>();
   private closed = false;
 
   /** Decodes encoded bytes in the thread (the bytes are copied; the caller keeps its buffer). */
@@ -36,11 +36,7 @@ export class DecodeThread {
     const worker = this.thread();
     const copy = new Uint8Array(bytes.length);
     copy.set(bytes);
-    const id = this.nextId++;
-    return new Promise<DecodeResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, bytes: copy.buffer, maxPixels } satisfies Request, [copy.buffer]);
-    });
+    return this.calls.call((id) => worker.postMessage({ id, bytes: copy.buffer, maxPixels } satisfies Request, [copy.buffer]));
   };
 
   async close(): Promise<void> {
@@ -56,17 +52,13 @@ export class DecodeThread {
     // Not a reason to keep the process alive: pending decodes belong to requests, which do.
     worker.unref();
     worker.on('message', (m: Reply) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if ('error' in m) p.reject(new Error(m.error));
-      else if ('reason' in m) p.resolve({ reason: m.reason, message: m.message });
-      else p.resolve({ image: { data: new Uint8Array(m.pixels), width: m.width, height: m.height, channels: m.channels } });
+      if ('error' in m) this.calls.settle(m.id, { error: new Error(m.error) });
+      else if ('reason' in m) this.calls.settle(m.id, { value: { reason: m.reason, message: m.message } });
+      else this.calls.settle(m.id, { value: { image: { data: new Uint8Array(m.pixels), width: m.width, height: m.height, channels: m.channels } } });
     });
     const fail = (err: Error) => {
       if (this.worker === worker) this.worker = undefined;
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
+      this.calls.failAll(err);
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`decode thread exited with code ${code}`)));

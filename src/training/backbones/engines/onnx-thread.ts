@@ -16,6 +16,7 @@
  * started again on the next one.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { ThreadCalls } from '../../../common/thread-calls';
 import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../onnx/keras-to-onnx';
 import { PackedImage, packPass, PassImage, preprocessPass, unpackPass } from '../pass';
 import type { BackboneSpec, FeatureExtractor } from '../types';
@@ -73,8 +74,7 @@ export function onnxThreadConfig(fx: FeatureExtractor): OnnxThreadConfig | undef
 export class OnnxExtractorThread {
   private worker: Worker | undefined;
   private starting: Promise<Worker> | undefined;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (f: Float32Array) => void; reject: (e: Error) => void }>();
+  private readonly calls = new ThreadCalls<Float32Array>();
   private closed = false;
 
   constructor(readonly config: OnnxThreadConfig) {}
@@ -96,18 +96,13 @@ export class OnnxExtractorThread {
           }
           return;
         }
-        const p = this.pending.get(m.id);
-        if (!p) return;
-        this.pending.delete(m.id);
-        if ('error' in m) p.reject(new Error(m.error));
-        else p.resolve(new Float32Array(m.features));
+        this.calls.settle(m.id, 'error' in m ? { error: new Error(m.error) } : { value: new Float32Array(m.features) });
       });
       const fail = (err: Error) => {
         if (!ready) reject(err);
         this.worker = undefined;
         this.starting = undefined;
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
+        this.calls.failAll(err);
       };
       worker.on('error', fail);
       worker.on('exit', (code) => fail(new Error(`backbone thread exited with code ${code}`)));
@@ -124,11 +119,7 @@ export class OnnxExtractorThread {
     if (this.closed) throw new Error('backbone thread closed');
     const worker = await this.start();
     const { buffer, layout } = packPass(images);
-    const id = this.nextId++;
-    return new Promise<Float32Array>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, buffer, layout, batchSize: opts.batchSize } satisfies Request, [buffer]);
-    });
+    return this.calls.call((id) => worker.postMessage({ id, buffer, layout, batchSize: opts.batchSize } satisfies Request, [buffer]));
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,38 @@
+/**
+ * Calls awaiting a worker thread's reply, matched by id. The serving decode thread and the ONNX extractor
+ * threads use it: `call` sends a request carrying a fresh id, the thread's reply settles it, and when the
+ * thread dies every call it held fails with the reason.
+ */
+export class ThreadCalls<T> {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (value: T) => void; reject: (err: Error) => void }>();
+
+  /** Sends a request (`send` posts it with the given id) and resolves with the reply to that id. */
+  call(send: (id: number) => void): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      try {
+        send(id);
+      } catch (err) {
+        this.waiting.delete(id);
+        reject(err as Error);
+      }
+    });
+  }
+
+  /** Settles call `id` with a value or an error; ids no longer waiting (already failed) are ignored. */
+  settle(id: number, reply: { value: T } | { error: Error }): void {
+    const w = this.waiting.get(id);
+    if (!w) return;
+    this.waiting.delete(id);
+    if ('error' in reply) w.reject(reply.error);
+    else w.resolve(reply.value);
+  }
+
+  /** Fails every waiting call (the thread is gone). */
+  failAll(err: Error): void {
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+}
