@@ -11,8 +11,8 @@
  * nobody would read, which keeps instrumentation off the serving hot path; GraphQL, whose instrumentation
  * only makes spans, is then not instrumented at all (http and pg are: their metrics feed the dashboards).
  *
- * The Node.js runtime is measured too: event-loop delay (nodejs_eventloop_delay_*_seconds, percentiles
- * since the previous scrape) and utilisation, GC and heap. A forward pass or any other long synchronous
+ * The Node.js runtime is measured too: event-loop delay (nodejs_eventloop_delay_p50/p90/p99/max in
+ * seconds, since the previous scrape, the 10 ms sampling period included) and utilisation, GC and heap. A forward pass or any other long synchronous
  * work on the event loop shows there first.
  */
 import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
