@@ -22,10 +22,8 @@ const FAILED = 3;
 /** A helper that does not answer within this time is treated as dead (the pass fails; nothing is released). */
 const HELPER_TIMEOUT_MS = 120_000;
 
-interface HelperData {
+interface HelperData extends SharedFeatureBuffer {
   shardedGradientHelper: true;
-  features: SharedArrayBuffer;
-  float64: boolean;
   rows: number;
   cols: number;
   labels: SharedArrayBuffer;
@@ -67,6 +65,22 @@ export function waitForHelpers(control: Int32Array, slots: { done: number; faile
     Atomics.wait(control, slots.done, done, 1000);
   }
   if (Atomics.load(control, slots.failed)) throw new Error(`a ${what} helper thread failed`);
+}
+
+/** Feature data as a helper thread receives it: the shared buffer and its element type. */
+export interface SharedFeatureBuffer {
+  features: SharedArrayBuffer;
+  float64: boolean;
+}
+
+/** The buffer of feature data already in shared memory (sharedFeatureData), for a helper thread. */
+export function featureBuffer(shared: Float32Array | Float64Array): SharedFeatureBuffer {
+  return { features: shared.buffer as SharedArrayBuffer, float64: shared instanceof Float64Array };
+}
+
+/** The feature data a helper thread received (featureBuffer), as an array of its element type. */
+export function featureView(b: SharedFeatureBuffer): Float32Array | Float64Array {
+  return b.float64 ? new Float64Array(b.features) : new Float32Array(b.features);
 }
 
 /** The rows one shard sums, as views of the shared arrays. */
@@ -129,8 +143,7 @@ export class ShardedGradient {
     for (let shard = 1; shard < threads; shard++) {
       const data: HelperData = {
         shardedGradientHelper: true,
-        features: this.rows.features.data.buffer as SharedArrayBuffer,
-        float64: this.rows.features.data instanceof Float64Array,
+        ...featureBuffer(this.rows.features.data),
         rows: features.rows,
         cols: features.cols,
         labels: this.rows.labels.buffer as SharedArrayBuffer,
@@ -203,7 +216,7 @@ if (!isMainThread && (workerData as HelperData | undefined)?.shardedGradientHelp
   const d = workerData as HelperData;
   const control = new Int32Array(d.control);
   const rows: ShardRows = {
-    features: { data: d.float64 ? new Float64Array(d.features) : new Float32Array(d.features), rows: d.rows, cols: d.cols },
+    features: { data: featureView(d), rows: d.rows, cols: d.cols },
     labels: new Int32Array(d.labels),
     normsSq: new Float64Array(d.normsSq),
   };

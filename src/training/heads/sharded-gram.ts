@@ -11,7 +11,7 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, Worker, workerData } from 'node:worker_threads';
 import { accumulateClippedGram } from './linalg';
-import { sharedFeatureData, toShared, waitForHelpers } from './sharded-gradient';
+import { featureBuffer, featureView, SharedFeatureBuffer, sharedFeatureData, toShared, waitForHelpers } from './sharded-gradient';
 
 // Control words (Int32): helpers finished, and a failure flag.
 const DONE = 0;
@@ -19,10 +19,8 @@ const FAILED = 1;
 /** A helper that does not answer within this time is treated as dead (the Gram fails; nothing is released). */
 const HELPER_TIMEOUT_MS = 600_000;
 
-interface HelperData {
+interface HelperData extends SharedFeatureBuffer {
   shardedGramHelper: true;
-  features: SharedArrayBuffer;
-  float64: boolean;
   rows: number;
   cols: number;
   scale: SharedArrayBuffer;
@@ -65,8 +63,7 @@ export function shardedClippedGram(data: Float32Array | Float64Array, rows: numb
       partials.push(out);
       const helper: HelperData = {
         shardedGramHelper: true,
-        features: features.buffer as SharedArrayBuffer,
-        float64: features instanceof Float64Array,
+        ...featureBuffer(features),
         rows,
         cols,
         scale: sharedScale.buffer as SharedArrayBuffer,
@@ -98,8 +95,7 @@ if (!isMainThread && (workerData as HelperData | undefined)?.shardedGramHelper) 
   const d = workerData as HelperData;
   const control = new Int32Array(d.control);
   try {
-    const features = d.float64 ? new Float64Array(d.features) : new Float32Array(d.features);
-    accumulateClippedGram(features, d.rows, d.cols, new Float64Array(d.scale), d.withBias, new Float64Array(d.out), d.start, d.end);
+    accumulateClippedGram(featureView(d), d.rows, d.cols, new Float64Array(d.scale), d.withBias, new Float64Array(d.out), d.start, d.end);
   } catch {
     Atomics.store(control, FAILED, 1);
   }
