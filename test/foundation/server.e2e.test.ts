@@ -94,6 +94,15 @@ describe('server end to end (DATABASE_URL)', () => {
     assert.ok((costly.errors?.[0].extensions?.cost as number) > 300);
     const cheap = await gql(server.url, '{ apiKeys(first: 5) { edges { node { id } } } }', undefined, adminKey);
     assert.equal(cheap.errors, undefined);
+    // Costs are remembered per document and per value of the variables they depend on: the same text
+    // with a larger page is priced again, and the small page stays allowed after it.
+    const page = 'query($n: Int, $after: String) { apiKeys(first: $n, after: $after) { edges { node { id name role keyPrefix createdAt } } } }';
+    assert.equal((await gql(server.url, page, { n: 5 }, adminKey)).errors, undefined);
+    assert.equal((await gql(server.url, page, { n: 100 }, adminKey)).errors?.[0].extensions?.code, 'QUERY_TOO_COSTLY');
+    assert.equal((await gql(server.url, page, { n: 5, after: null }, adminKey)).errors, undefined);
+    const hidden = 'query($show: Boolean!) { apiKeys(first: 100) @include(if: $show) { edges { node { id name role keyPrefix createdAt } } } me { name } }';
+    assert.equal((await gql(server.url, hidden, { show: false }, adminKey)).errors, undefined);
+    assert.equal((await gql(server.url, hidden, { show: true }, adminKey)).errors?.[0].extensions?.code, 'QUERY_TOO_COSTLY');
   });
 
   it('serves OpenTelemetry metrics in Prometheus format', async () => {
