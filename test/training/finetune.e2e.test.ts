@@ -258,6 +258,47 @@ describe('private finetunes end to end', () => {
     assert.equal(budget.epsilonReserved, 0);
   });
 
+  it('hands a job still extracting back to the queue when its worker is stopped (SIGTERM); the next worker finishes it, charged once', async () => {
+    const other = await writeRealSubset(join(dir, 'data-stop1'), 1500, 10, 4000);
+    const id = await register('stop-during-extraction', other.train, 1500, 5);
+    const req = await asEngineer(REQUEST, { i: { datasetId: id, targetEpsilon: 1, featureLayer: 'out_relu', inputSize: 224 } });
+    const jobId = req.data.requestFinetune.id;
+    await waitJob(jobId, (j) => j.status === 'EXTRACTING' && j.progress > 0);
+    assert.equal(await server.stop('SIGTERM'), 0, 'a graceful stop');
+    const [queued] = await sql(`SELECT status, worker_id, stage_detail FROM finetune_jobs WHERE id = $1`, [jobId]);
+    assert.equal(queued.status, 'QUEUED');
+    assert.equal(queued.worker_id, null);
+    assert.match(queued.stage_detail, /queued again/);
+    const [held] = await sql(`SELECT status, released FROM reservations WHERE id = (SELECT reservation_id FROM finetune_jobs WHERE id = $1)`, [jobId]);
+    assert.deepEqual(held, { status: 'OPEN', released: false }, 'the budget stays held while the job waits');
+    server = await startServer(env());
+    const job = await waitJob(jobId, (j) => ['FAILED', 'SUCCEEDED'].includes(j.status));
+    assert.equal(job.status, 'SUCCEEDED', JSON.stringify(job));
+    const budget = (await asEngineer(BUDGET, { id })).data.dataset.budget;
+    assert.ok(Math.abs(budget.epsilonSpent - computeEpsilon(toEvents(job.events), DELTA, 'auto').epsilon) < 1e-9, 'charged exactly once');
+    assert.equal(budget.epsilonReserved, 0);
+  });
+
+  it('finishes a job past its noisy release before a stopping worker exits', async () => {
+    await server.stop('SIGKILL');
+    server = await startServer({ ...env(), TEST_PAUSE_AFTER_RELEASE_MS: '1500' });
+    const req = await asEngineer(REQUEST, { i: { datasetId: await register('stop-after-release', data.train, N_TRAIN, 5), targetEpsilon: 1 } });
+    const jobId = req.data.requestFinetune.id;
+    const [{ reservation_id: reservationId }] = await sql(`SELECT reservation_id FROM finetune_jobs WHERE id = $1`, [jobId]);
+    const deadline = Date.now() + 120_000;
+    while (!(await sql(`SELECT released FROM reservations WHERE id = $1`, [reservationId]))[0].released) {
+      assert.ok(Date.now() < deadline, 'release never happened');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(await server.stop('SIGTERM'), 0, 'a graceful stop');
+    const [job] = await sql(`SELECT status, model_id FROM finetune_jobs WHERE id = $1`, [jobId]);
+    assert.equal(job.status, 'SUCCEEDED');
+    assert.ok(job.model_id);
+    const [reservation] = await sql(`SELECT status FROM reservations WHERE id = $1`, [reservationId]);
+    assert.equal(reservation.status, 'COMMITTED');
+    server = await startServer(env());
+  });
+
   it('commits the reservation when the worker is killed after the noisy release', async () => {
     await server.stop('SIGKILL');
     server = await startServer({ ...env(), TEST_PAUSE_AFTER_RELEASE_MS: '60000' });

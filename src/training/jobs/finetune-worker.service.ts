@@ -7,8 +7,13 @@
  *
  * Jobs whose worker stopped heartbeating (killed, machine lost) are recovered by any worker with the same
  * rule: released -> committed, not released -> aborted. Nothing is ever silently dropped.
+ *
+ * A worker asked to stop (SIGTERM: a deploy, a scale-down) drains before anything else shuts down: a job
+ * still extracting features goes back to the queue at its next checkpoint, its reservation still open and
+ * counted, for the next worker to run from the start; a job past its noisy release is finished (the budget
+ * is spent either way, so its model is worth the wait).
  */
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { context, metrics, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
@@ -38,9 +43,11 @@ const jobDuration = meter.createHistogram('privatune_finetune_job_duration', { d
 const jobsFinished = meter.createCounter('privatune_finetune_jobs', { description: 'Finished finetune jobs by method and outcome' });
 
 class JobCancelled extends Error {}
+/** The worker is stopping and the job has released nothing: it goes back to the queue. */
+class JobInterrupted extends Error {}
 
 @Injectable()
-export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShutdown {
+export class FinetuneWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('FinetuneWorker');
   readonly workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private stopping = false;
@@ -66,7 +73,11 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
     this.logger.log({ msg: 'finetune worker started', workerId: this.workerId, concurrency: this.config.worker.concurrency });
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /**
+   * Runs before any module's shutdown hook (the HTTP server, the extraction threads and the database all
+   * close after it), so the jobs in hand can be handed back or finished with everything they need.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
     this.wake?.();
     await Promise.all(this.loops);
@@ -141,6 +152,7 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
     }, Math.max(200, Math.floor(this.config.worker.heartbeatMs / 3)));
     const checkpoint = () => {
       if (job.cancelRequested) throw new JobCancelled('cancelled');
+      if (this.stopping) throw new JobInterrupted('the worker is stopping');
     };
 
     await context.with(trace.setSpan(parent, span), async () => {
@@ -232,6 +244,12 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
         span.setStatus({ code: SpanStatusCode.OK });
         this.record(job, 'succeeded', started);
       } catch (err) {
+        if (err instanceof JobInterrupted && !released) {
+          span.addEvent('finetune.requeued', { 'privatune.reason': err.message });
+          await this.requeue(job);
+          this.record(job, 'requeued', started);
+          return;
+        }
         span.recordException(err as Error);
         span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
         await this.fail(job, err, released, { ...timings, totalMs: Date.now() - started });
@@ -298,6 +316,24 @@ export class FinetuneWorker implements OnApplicationBootstrap, OnApplicationShut
       );
     });
     this.logger.log({ msg: 'finetune job succeeded', jobId: job.id, model: job.modelName, timings });
+  }
+
+  /**
+   * Hands a job that released nothing back to the queue (first in line again: the queue is ordered by
+   * creation). Its reservation stays open, so the budget it holds stays counted until a worker finishes or
+   * fails it. If this update fails the job keeps its stale heartbeat and recovery aborts it instead.
+   */
+  private async requeue(job: FinetuneJob): Promise<void> {
+    try {
+      await this.db.query(
+        `UPDATE finetune_jobs SET status = 'QUEUED', worker_id = NULL, heartbeat_at = NULL, started_at = NULL, progress = 0,
+           stage_detail = 'queued again: its worker stopped before any release' WHERE id = $1 AND worker_id = $2`,
+        [job.id, this.workerId],
+      );
+      this.logger.log({ msg: 'finetune job handed back to the queue (worker stopping)', jobId: job.id });
+    } catch (err) {
+      this.logger.error({ msg: 'could not hand a job back to the queue; recovery will abort it', jobId: job.id, error: (err as Error).message });
+    }
   }
 
   private async fail(job: FinetuneJob, err: unknown, released: boolean, timings: Record<string, number>): Promise<void> {
