@@ -4,7 +4,7 @@
  * SIGINT/SIGTERM close the HTTP server, the workers and the database, in that order.
  */
 import 'reflect-metadata';
-import { ConfigError, loadConfig } from './config/config';
+import { ConfigError, loadConfig, SHUTDOWN_GRACE_MS } from './config/config';
 import { JsonLogger } from './common/logging/json-logger';
 import { startTelemetry, stopTelemetry } from './telemetry/telemetry';
 
@@ -32,9 +32,9 @@ async function main(): Promise<void> {
     stopping = true;
     logger.log({ msg: 'shutting down', signal }, 'Main');
     const force = setTimeout(() => {
-      logger.error('shutdown took longer than 20 s; exiting', 'Main');
+      logger.error(`shutdown took longer than ${SHUTDOWN_GRACE_MS / 1000} s; exiting`, 'Main');
       process.exit(1);
-    }, 20_000);
+    }, SHUTDOWN_GRACE_MS);
     force.unref();
     try {
       await app.close();

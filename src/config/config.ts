@@ -181,3 +181,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
 
 /** Injection token for AppConfig. */
 export const APP_CONFIG = Symbol('APP_CONFIG');
+
+/**
+ * How long a stopping process may take before it exits anyway (main.ts). Stopping waits for a job past its
+ * noisy release to finish; docker-compose gives the platform's containers longer than this before SIGKILL.
+ */
+export const SHUTDOWN_GRACE_MS = 20_000;

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { SHUTDOWN_GRACE_MS } from '../../src/config/config';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true });
@@ -27,6 +28,14 @@ describe('docker-compose.yml', () => {
     }
     const pg = services.postgres.environment;
     assert.equal(`postgres://${pg.POSTGRES_USER}:${pg.POSTGRES_PASSWORD}@postgres:5432/${pg.POSTGRES_DB}`, services.platform.environment.DATABASE_URL);
+  });
+
+  it('lets the platform and every worker stop gracefully before docker kills them', () => {
+    for (const name of ['platform', 'worker', 'gpu-worker']) {
+      const grace = /^(\d+)s$/.exec(String(services[name].stop_grace_period));
+      assert.ok(grace, `${name} sets stop_grace_period in seconds`);
+      assert.ok(Number(grace[1]) * 1000 > SHUTDOWN_GRACE_MS, `${name}: docker waits longer than the process's own shutdown limit`);
+    }
   });
 
   it('gives GPU workers a GPU and the tfjs-node-gpu build, and lets workers scale', () => {
