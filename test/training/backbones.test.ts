@@ -22,6 +22,7 @@ import {
   validateBackboneSpec,
   type BackboneSpec,
   type FeatureExtractor,
+  type PreprocessingSpec,
 } from '../../src/training/backbones';
 import { buildFeatureLayersModel } from '../../src/training/backbones/layers-model';
 import { mobilenetV2Source } from '../../src/training/backbones/mobilenet-v2';
@@ -319,6 +320,28 @@ describe('preprocessing', () => {
     const rgba = { data: Uint8Array.from([255, 0, 51, 7]), n: 1, width: 1, height: 1, channels: 4 as const };
     const y = preprocessRawBatch(rgba, 1, { ...pre, scale: 1, mean: [128, 0, 1], std: [2, 1, 2] });
     assert.deepEqual(Array.from(y), [63.5, 0, 25]);
+  });
+
+  test('images already at the input size: each channel count, a batch range and an output offset, exactly per the spec', () => {
+    const S = 5;
+    const spec: PreprocessingSpec = { ...pre, scale: 1 / 255, mean: [0.5, 0.25, 0.75], std: [0.5, 0.25, 2] };
+    for (const C of [1, 3, 4] as const) {
+      const n = 3;
+      const data = Uint8Array.from(seeded(n * S * S * C, 40 + C), (v) => Math.floor(v * 256));
+      const out = new Float32Array(4 * S * S * 3).fill(NaN);
+      preprocessRawBatch({ data, n, width: S, height: S, channels: C }, S, spec, out, { start: 1, end: 3, outOffset: 2 });
+      assert.ok(out.subarray(0, 2 * S * S * 3).every(Number.isNaN), 'nothing written before the offset');
+      for (let k = 0; k < 2; k++) {
+        for (let p = 0; p < S * S; p++) {
+          for (let c = 0; c < 3; c++) {
+            const v = data[((1 + k) * S * S + p) * C + (C === 1 ? 0 : c)];
+            const expected = Math.fround((v * spec.scale - spec.mean[c]) / spec.std[c]);
+            const got = out[(2 + k) * S * S * 3 + p * 3 + c];
+            assert.ok(Math.abs(got - expected) < 1e-6, `C=${C} image ${1 + k} pixel ${p} channel ${c}: ${got} vs ${expected}`);
+          }
+        }
+      }
+    }
   });
 
   test('encoded PNG (sharp) gives the same tensor as its raw pixels', async () => {
