@@ -70,6 +70,11 @@ export interface ServingConfig {
   syncMs: number;
   /** Serving threads (sessions) per ONNX backbone; 0: automatic (one per core up to 4 on CPU, one on GPU). */
   backboneThreads: number;
+  /**
+   * Linux nice value of the threads that run forward passes under load (and of finetune extraction in a
+   * process that also serves the API); 0 keeps the process's priority.
+   */
+  backboneNice: number;
 }
 
 export class ConfigError extends Error {
@@ -175,6 +180,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       requestTimeoutMs: readInt(env, 'SERVING_REQUEST_TIMEOUT_MS', 10_000, 10, 600_000),
       syncMs: readInt(env, 'SERVING_SYNC_MS', 1_000, 50, 600_000),
       backboneThreads: readInt(env, 'SERVING_BACKBONE_THREADS', 0, 0, 64),
+      backboneNice: readInt(env, 'SERVING_BACKBONE_NICE', 10, 0, 19),
     },
   };
 }

@@ -5,6 +5,8 @@
  * on the narrow sessions.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { BackbonePool } from '../../src/serving/inference/backbone-pool';
 import { preprocessOne } from '../../src/serving/inference/image-input';
@@ -79,5 +81,25 @@ describe('backbone serving pool', () => {
     const config = onnxThreadConfig(fx)!;
     assert.equal(new BackbonePool({ ...config, threads: 2 }, 1, { soloThreads: 2 }).hasSolo, false);
     assert.equal(new BackbonePool({ ...config, threads: 1 }, 2).hasSolo, false);
+  });
+
+  it('runs its narrow threads at the nice value asked for, the solo thread and the process at their own', { skip: process.platform !== 'linux' && 'Linux thread priorities' }, async () => {
+    /** Nice values of this process's threads (field 19 of /proc/self/task/<tid>/stat, after the command name). */
+    const niceOfThreads = () =>
+      readdirSync('/proc/self/task').map((tid) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]));
+    const before = niceOfThreads().filter((n) => n === 7).length;
+    const niced = new BackbonePool({ ...onnxThreadConfig(fx)!, threads: 1, nice: 7 }, 2, { soloThreads: 2 });
+    try {
+      await niced.start();
+      assert.equal(niced.nice, 7);
+      assert.equal(niceOfThreads().filter((n) => n === 7).length - before, 2, 'exactly the two narrow threads');
+      assert.equal(getPriority(process.pid), 0, 'the main thread keeps its priority');
+      const a = images(3);
+      const [x, y] = await Promise.all([niced.run(a), niced.run(a)]);
+      assert.deepEqual(x, y);
+      assert.ok(x.every(Number.isFinite));
+    } finally {
+      await niced.close();
+    }
   });
 });

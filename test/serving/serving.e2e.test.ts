@@ -7,9 +7,9 @@
  * only shares the database; bad input gets clear errors and the server stays up.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
@@ -180,6 +180,13 @@ describe('model serving end to end', () => {
     const ready = (await (await fetch(`${server.url}/health/ready`)).json()) as any;
     assert.equal(ready.status, 'ok');
     assert.deepEqual(ready.checks.models.models, { 'fashion@1': 'ready' });
+    if (process.platform === 'linux') {
+      // The serving threads (one per core, at least 2 here: no SERVING_BACKBONE_THREADS) run at the default nice 10, the event loop at 0.
+      const pid = server.child.pid!;
+      const nice = readdirSync(`/proc/${pid}/task`).map((tid) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]));
+      assert.ok(nice.filter((n) => n === 10).length >= Math.min(4, availableParallelism()), `thread nice values ${nice}`);
+      assert.equal(getPriority(pid), 0, 'the main thread keeps its priority');
+    }
     const again = await as(engineer, 'mutation { deployModel(input: { model: "fashion@1" }) { deployment { status } } }');
     assert.equal(again.data.deployModel.deployment.status, 'READY', 'deploying twice is harmless');
   });

@@ -267,11 +267,12 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
           try {
             // On CPU with several narrow threads, a lone pass runs on a solo session using every core.
             const soloThreads = !gpu && workers > 1 && intraOp < cores ? cores : 0;
-            const p = new BackbonePool({ ...threadConfig, threads: intraOp }, workers, { soloThreads });
+            const p = new BackbonePool({ ...threadConfig, threads: intraOp, nice: this.config.serving.backboneNice }, workers, { soloThreads });
             await p.start();
             pool = p;
             run = (images) => p.run(images);
-            engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${p.hasSolo ? `, solo pass x ${soloThreads}` : ''})`;
+            const nice = p.nice !== undefined && p.nice > 0 ? `, nice ${p.nice}` : '';
+            engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${nice}${p.hasSolo ? `, solo pass x ${soloThreads}` : ''})`;
           } catch (err) {
             this.logger.warn({ msg: 'backbone serving threads unavailable; forward passes run on the main thread', backbone: key, error: (err as Error).message });
           }

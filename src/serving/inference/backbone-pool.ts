@@ -11,7 +11,9 @@ import type { PassImage } from '../../training/backbones';
  *   no other pass is in flight, so that a lone request (the latency case: concurrency 1) gets every core
  *   instead of waiting on one, and never competes with a narrow pass. Its pool threads spin between
  *   layers, as a lone pass has the cores to itself.
- * At most `size` passes run at once (the micro-batcher's maxInFlight).
+ * At most `size` passes run at once (the micro-batcher's maxInFlight). The narrow threads run at the
+ * config's nice value (SERVING_BACKBONE_NICE), so that under load the event loop and the decode thread
+ * preempt passes rather than queue behind them.
  */
 export class BackbonePool {
   private readonly narrow: OnnxExtractorThread[];
@@ -25,11 +27,17 @@ export class BackbonePool {
     this.narrow = Array.from({ length: size }, () => new OnnxExtractorThread(config));
     this.busy = new Array<boolean>(size).fill(false);
     const soloThreads = opts.soloThreads ?? 0;
-    if (soloThreads > (config.threads ?? 1)) this.solo = new OnnxExtractorThread({ ...config, threads: soloThreads, spin: true });
+    // The solo pass runs only when nothing else does: nothing to yield to, so it keeps the process's priority.
+    if (soloThreads > (config.threads ?? 1)) this.solo = new OnnxExtractorThread({ ...config, threads: soloThreads, spin: true, nice: 0 });
   }
 
   get hasSolo(): boolean {
     return this.solo !== undefined;
+  }
+
+  /** The narrow threads' nice value once started (undefined where it cannot be read). */
+  get nice(): number | undefined {
+    return this.narrow[0]?.nice;
   }
 
   async start(): Promise<void> {

@@ -17,6 +17,7 @@
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ThreadCalls } from '../../../common/thread-calls';
+import { lowerThreadPriority } from '../../../common/thread-priority';
 import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../onnx/keras-to-onnx';
 import { PackedImage, packPass, PassImage, preprocessPass, unpackPass } from '../pass';
 import type { BackboneSpec, FeatureExtractor } from '../types';
@@ -35,6 +36,12 @@ export interface OnnxThreadConfig {
   threads?: number;
   /** Let the session's pool threads spin between layers (only where no event loop needs the cores: see BackbonePool, BackbonesService). */
   spin?: boolean;
+  /**
+   * Run the thread at this (Linux) nice value, below the event loop and the decode thread, which then
+   * preempt its passes (common/thread-priority.ts). Applies to the thread that calls session.run, i.e. to
+   * the whole pass of a single-threaded session. 0 or absent: the process's priority.
+   */
+  nice?: number;
   executionProviders?: string[];
 }
 
@@ -44,7 +51,7 @@ export interface OnnxPassOptions {
 }
 
 type Request = { id: number; buffer: ArrayBuffer; layout: PackedImage[]; batchSize?: number };
-type Reply = { kind: 'ready' } | { kind: 'startError'; message: string } | { id: number; features: ArrayBuffer } | { id: number; error: string };
+type Reply = { kind: 'ready'; nice?: number } | { kind: 'startError'; message: string } | { id: number; features: ArrayBuffer } | { id: number; error: string };
 
 const THREAD_FLAG = 'privatuneOnnxThread';
 
@@ -76,6 +83,8 @@ export class OnnxExtractorThread {
   private starting: Promise<Worker> | undefined;
   private readonly calls = new ThreadCalls<Float32Array>();
   private closed = false;
+  /** The thread's nice value once started (undefined where it could not be read: not Linux). */
+  nice: number | undefined;
 
   constructor(readonly config: OnnxThreadConfig) {}
 
@@ -89,6 +98,7 @@ export class OnnxExtractorThread {
         if ('kind' in m) {
           if (m.kind === 'ready') {
             ready = true;
+            this.nice = m.nice;
             this.worker = worker;
             resolve(worker);
           } else {
@@ -137,6 +147,8 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
   const port = parentPort;
   void (async () => {
     let extractor: FeatureExtractor;
+    // Before the session exists, so that its intra-op pool threads (created with it) inherit the priority.
+    const nice = lowerThreadPriority(cfg.nice ?? 0);
     try {
       // onnxruntime-node is loaded here, inside the thread (native bindings are per thread).
       const o = ort();
@@ -198,6 +210,6 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
         port.postMessage({ id: m.id, error: (err as Error).message } satisfies Reply);
       }
     });
-    port.postMessage({ kind: 'ready' } satisfies Reply);
+    port.postMessage({ kind: 'ready', nice } satisfies Reply);
   })();
 }
