@@ -305,6 +305,8 @@ async function main(): Promise<void> {
       // Progress is 0.8 x the fraction extracted while EXTRACTING (the worker's scale).
       const extractedPerSecond = (((end.progress - start.state.progress) / 0.8) * N_BUSY) / ((performance.now() - start.at) / 1000);
       await gql('mutation($i: CancelFinetuneInput!) { cancelFinetune(input: $i) { status } }', { i: { jobId: busyJob } });
+      // The job stops at its next batch: wait for it, so that it does not share the cores with what is measured next.
+      for (let s = await jobState(); s.status === 'QUEUED' || s.status === 'EXTRACTING' || s.status === 'TRAINING'; s = await jobState()) await new Promise((r) => setTimeout(r, 100));
       const idle = results.find((r) => r.concurrency === BUSY_C) ?? (await closedLoop(BUSY_C));
       return {
         ...during,
