@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { BackbonePool } from '../../src/serving/inference/backbone-pool';
 import { preprocessOne } from '../../src/serving/inference/image-input';
 import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, PassImage, preprocessRawBatch, RawImage } from '../../src/training/backbones';
-import { onnxThreadConfig } from '../../src/training/backbones/engines/onnx-thread';
+import { OnnxExtractorThread, onnxThreadConfig } from '../../src/training/backbones/engines/onnx-thread';
 
 const SIZE = 96;
 
@@ -101,5 +101,18 @@ describe('backbone serving pool', () => {
     } finally {
       await niced.close();
     }
+  });
+
+  it('lets a pass in flight finish when a thread is closed (terminating under session.run would abort the process)', async () => {
+    const thread = new OnnxExtractorThread({ ...onnxThreadConfig(fx)!, threads: 1 });
+    await thread.start();
+    const batch = Array.from({ length: 24 }, (_, i) => pixels(SIZE, SIZE, 3, 100 + i));
+    const pass = thread.run(batch);
+    await new Promise((r) => setTimeout(r, 5));
+    await thread.close();
+    const features = await pass;
+    assert.equal(features.length, batch.length * fx.featureDim);
+    assert.ok(features.every(Number.isFinite));
+    await assert.rejects(thread.run(batch.slice(0, 1)), /closed/);
   });
 });

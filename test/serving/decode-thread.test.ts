@@ -64,4 +64,16 @@ describe('decode thread', () => {
     const again = await thread.decode(file, limits.maxImagePixels);
     assert.ok('image' in again && again.image.width === 480);
   });
+
+  it('lets the decodes in flight finish when it is closed, then refuses new ones', async () => {
+    const closing = new DecodeThread();
+    const files = await Promise.all([1, 2, 3, 4].map((seed) => jpeg(seed, 500, 400)));
+    const pending = files.map((f) => closing.decode(f, limits.maxImagePixels * 4));
+    await closing.close();
+    for (const r of await Promise.all(pending)) {
+      assert.ok('image' in r, JSON.stringify(r));
+      assert.equal(r.image.width * r.image.height, 500 * 400);
+    }
+    await assert.rejects(closing.decode(files[0], limits.maxImagePixels * 4), /closed/);
+  });
 });

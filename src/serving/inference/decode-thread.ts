@@ -39,8 +39,10 @@ export class DecodeThread {
     return this.calls.call((id) => worker.postMessage({ id, bytes: copy.buffer, maxPixels } satisfies Request, [copy.buffer]));
   };
 
+  /** Refuses new decodes, lets those in flight finish (their requests are still being answered), then ends the thread. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.calls.idle();
     const w = this.worker;
     this.worker = undefined;
     await w?.terminate();

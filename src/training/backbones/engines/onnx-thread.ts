@@ -128,12 +128,20 @@ export class OnnxExtractorThread {
   async run(images: PassImage[], opts: OnnxPassOptions = {}): Promise<Float32Array> {
     if (this.closed) throw new Error('backbone thread closed');
     const worker = await this.start();
+    if (this.closed) throw new Error('backbone thread closed'); // close() began while it started: it will not wait for this pass
     const { buffer, layout } = packPass(images);
     return this.calls.call((id) => worker.postMessage({ id, buffer, layout, batchSize: opts.batchSize } satisfies Request, [buffer]));
   }
 
+  /**
+   * Refuses new passes, waits for those in flight, then ends the thread. Terminating the thread during
+   * session.run or while the session loads aborts the whole process (onnxruntime-node throws into a
+   * terminated environment), so close never cuts a pass short.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    await this.starting?.catch(() => undefined);
+    await this.calls.idle();
     const w = this.worker;
     this.worker = undefined;
     await w?.terminate();
