@@ -74,22 +74,28 @@ describe('dataset features in an extraction thread', () => {
     await broken.close();
   });
 
-  it('stops at the checkpoint of a cancelled job while a batch is in flight, leaving nothing behind', async () => {
+  it('stops at the checkpoint of a cancelled job once the batch in flight is done, leaving nothing behind', async () => {
     let batches = 0;
     const cancelled = new Error('cancelled');
+    // The thread as datasetFeatures sees it, counting passes still running when it gives up: a stopping
+    // worker closes the thread right after, and must not do so under a running pass.
+    let running = 0;
+    let runningAtReturn = -1;
+    const counting = { run: (images, opts) => (running++, thread.run(images, opts).finally(() => running--)) } as OnnxExtractorThread;
     await assert.rejects(
       datasetFeatures({
         ...request('cache-cancelled'),
-        thread,
+        thread: counting,
         checkpoint: () => {
           if (++batches === 3) throw cancelled;
         },
-      }),
+      }).finally(() => (runningAtReturn = running)),
       (err) => err === cancelled,
     );
+    assert.equal(runningAtReturn, 0, 'no pass of the stopped job is still running');
     const entries = existsSync(join(dir, 'cache-cancelled', 'features')) ? await readdir(join(dir, 'cache-cancelled', 'features')) : [];
     assert.deepEqual(entries, []);
-    // The thread is still usable afterwards (the abandoned pass finished in the background).
+    // The thread is still usable afterwards.
     const again = await datasetFeatures({ ...request('cache-after-cancel'), thread });
     assert.equal(again.rows, N);
     await new Promise((r) => setImmediate(r));

@@ -264,7 +264,7 @@ describe('private finetunes end to end', () => {
     const req = await asEngineer(REQUEST, { i: { datasetId: id, targetEpsilon: 1, featureLayer: 'out_relu', inputSize: 224 } });
     const jobId = req.data.requestFinetune.id;
     await waitJob(jobId, (j) => j.status === 'EXTRACTING' && j.progress > 0);
-    assert.equal(await server.stop('SIGTERM'), 0, 'a graceful stop');
+    assert.equal(await server.stop('SIGTERM'), 0, `a graceful stop; the server said:\n${server.logs.slice(-15).join('\n')}`);
     const [queued] = await sql(`SELECT status, worker_id, stage_detail FROM finetune_jobs WHERE id = $1`, [jobId]);
     assert.equal(queued.status, 'QUEUED');
     assert.equal(queued.worker_id, null);
@@ -290,7 +290,7 @@ describe('private finetunes end to end', () => {
       assert.ok(Date.now() < deadline, 'release never happened');
       await new Promise((r) => setTimeout(r, 50));
     }
-    assert.equal(await server.stop('SIGTERM'), 0, 'a graceful stop');
+    assert.equal(await server.stop('SIGTERM'), 0, `a graceful stop; the server said:\n${server.logs.slice(-15).join('\n')}`);
     const [job] = await sql(`SELECT status, model_id FROM finetune_jobs WHERE id = $1`, [jobId]);
     assert.equal(job.status, 'SUCCEEDED');
     assert.ok(job.model_id);

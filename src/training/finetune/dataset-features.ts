@@ -61,27 +61,36 @@ export async function datasetFeatures(r: FeatureRequest): Promise<DatasetFeature
   const batchSize = r.batchSize ?? 256;
   let done = 0;
   let previous: Promise<void> | undefined;
-  // readBatches verifies the fingerprint before streaming and again at the end of the data.
-  for await (const batch of readBatches(r.source, batchSize, { expectedFingerprint: r.fingerprint })) {
-    await r.checkpoint?.();
-    if (batch.offset + batch.labels.length > r.count) throw new Error(`the dataset holds more than the ${r.count} declared examples`);
-    const passImages = r.thread && asPassImages(batch.images);
-    const running = passImages ? r.thread!.run(passImages, { batchSize: r.extractor.info.batchSize }) : batchFeatures(r.extractor, batch.images);
-    // The step keeps the batch's offset and labels, not its decoded images (the thread has its own copy).
-    const { offset, labels: batchLabels } = batch;
-    const step = running.then((f) => {
-      features.set(f, offset * dim);
-      labels.set(batchLabels, offset);
-      done += batchLabels.length;
-      r.onProgress?.(done, r.count);
-    });
-    step.catch(() => undefined); // awaited below; a failure while an earlier step is awaited is not unhandled
-    // In a thread, one batch computes while the next is read; on this thread, one at a time.
-    if (!passImages) await step;
+  let latest: Promise<void> | undefined;
+  try {
+    // readBatches verifies the fingerprint before streaming and again at the end of the data.
+    for await (const batch of readBatches(r.source, batchSize, { expectedFingerprint: r.fingerprint })) {
+      await r.checkpoint?.();
+      if (batch.offset + batch.labels.length > r.count) throw new Error(`the dataset holds more than the ${r.count} declared examples`);
+      const passImages = r.thread && asPassImages(batch.images);
+      const running = passImages ? r.thread!.run(passImages, { batchSize: r.extractor.info.batchSize }) : batchFeatures(r.extractor, batch.images);
+      // The step keeps the batch's offset and labels, not its decoded images (the thread has its own copy).
+      const { offset, labels: batchLabels } = batch;
+      const step = running.then((f) => {
+        features.set(f, offset * dim);
+        labels.set(batchLabels, offset);
+        done += batchLabels.length;
+        r.onProgress?.(done, r.count);
+      });
+      step.catch(() => undefined); // awaited below; a failure while an earlier step is awaited is not unhandled
+      latest = step;
+      // In a thread, one batch computes while the next is read; on this thread, one at a time.
+      if (!passImages) await step;
+      await previous;
+      previous = step;
+    }
     await previous;
-    previous = step;
+  } catch (err) {
+    // Stopped (cancelled, the worker stopping, a failure): no pass of this job may still be running in the
+    // thread when this returns, since the caller may close the thread next.
+    await Promise.allSettled([previous, latest]);
+    throw err;
   }
-  await previous;
   if (done !== r.count) throw new Error(`the dataset holds ${done} examples, not the ${r.count} declared`);
 
   await mkdir(join(r.cacheDir, 'features'), { recursive: true });
