@@ -13,8 +13,9 @@
  *
  * Also, to show how much of each request is not the model: the platform floor (the same clients sending
  * a trivial authenticated `{ me { name } }` query: HTTP, auth, GraphQL, no image) at each concurrency, and
- * JPEG decoding alone (sharp, this process, as many at once as the server decodes). From these, a bound on
- * the ratio if per-request costs add on the same cores: raw / (raw + floor + decode) in time per image.
+ * JPEG decoding alone (the server's decoder, decodeEncoded, in this process, as many at once as the server
+ * decodes). From these, a bound on the ratio if per-request costs add on the same cores:
+ * raw / (raw + floor + decode) in time per image.
  *
  * Then the same clients at concurrency 8 while a second finetune (--busy-images, default 6000 images at
  * the model's input size) extracts features in the server process, as in the default PRIVATUNE_ROLE=all:
@@ -38,6 +39,7 @@ import { gunzipSync } from 'node:zlib';
 import { Client } from 'pg';
 import sharp from 'sharp';
 import { freePort, startEmbeddedPostgres } from '../src/modules/database/embedded-postgres';
+import { decodeEncoded } from '../src/serving/inference/image-decode';
 import { ServedModel } from '../src/serving/inference/served-model';
 import type { TrainedModel } from '../src/serving/models/model.entity';
 import { decodeImage, initTensorBackend, loadBackbone, MOBILENET_V2_SPEC, preprocessRawBatch } from '../src/training/backbones';
@@ -261,7 +263,7 @@ async function main(): Promise<void> {
       const t = performance.now();
       await Promise.all(
         Array.from({ length: 4 }, async (_, w) => {
-          for (let i = w; performance.now() - t < Math.min(SECONDS, 5) * 1000; i += 4, n++) await sharp(jpegs[i % jpegs.length]).raw().toBuffer();
+          for (let i = w; performance.now() - t < Math.min(SECONDS, 5) * 1000; i += 4, n++) await decodeEncoded(jpegs[i % jpegs.length], 1 << 24);
         }),
       );
       return n / ((performance.now() - t) / 1000);
@@ -373,7 +375,7 @@ async function main(): Promise<void> {
     if (d) {
       console.log(`| GraphQL classify while a finetune extracts features in the server${d.extractingThroughout ? '' : ' (extraction ended before the window did: raise --busy-images)'} | ${d.concurrency} | ${f(d.imagesPerSecond)} | ${f(d.p50, 2)} | ${f(d.p99, 2)} | - | - |`);
     }
-    console.log(`| JPEG decode alone (sharp, 4 at once, this process) | - | ${f(decodePerSecond)} | - | - | - | - |`);
+    console.log(`| JPEG decode alone (the server's decoder, 4 at once, this process) | - | ${f(decodePerSecond)} | - | - | - | - |`);
     console.log('');
     if (d) console.log(`while the finetune extracts (${f(d.extractedPerSecond)} images/s of features), relative to the same concurrency idle: images/s x${f(d.imagesPerSecondOverIdle, 2)}, p50 x${f(d.p50OverIdle, 2)}, p99 x${f(d.p99OverIdle, 2)}`);
     console.log(`p50 at concurrency 1 / raw single-image time: ${f(report.p50AtC1OverRawSingle, 2)} (target <= 1.5); mean server batch ${f(report.meanServerBatch, 2)} images`);

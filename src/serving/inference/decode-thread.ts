@@ -1,12 +1,12 @@
 /**
  * Image decoding for serving, called from a worker thread instead of the event loop.
  *
- * The pixels are decoded by libvips on libuv's pool either way, but each sharp call also spends time on
- * its calling thread: building the pipeline from ~150 options and queueing it took 0.2-0.3 ms per 224 px
- * JPEG here, a third of it waiting on a lock, and in a CPU profile of bench:serving at concurrency 32 it
- * was 15% of the event loop's busy time, on a loop that was then close to saturated. In this thread that
- * cost leaves the loop that parses, authenticates and answers requests; the loop only copies the encoded
- * bytes across (they are small) and gets the pixels back in a transferred buffer.
+ * Plain JPEGs are decoded right here, synchronously, in WebAssembly (jpeg-wasm.ts); other images by libvips
+ * on libuv's pool, and each sharp call also spends time on its calling thread: building the pipeline from
+ * ~150 options and queueing it took 0.2-0.3 ms per 224 px JPEG, and in a CPU profile of bench:serving at
+ * concurrency 32 it was 15% of the event loop's busy time, on a loop that was then close to saturated. In
+ * this thread all of that leaves the loop that parses, authenticates and answers requests; the loop only
+ * copies the encoded bytes across (they are small) and gets the pixels back in a transferred buffer.
  *
  * Decoding errors come back as values (the reason and message of decodeEncoded), so the caller maps them
  * to BAD_USER_INPUT for the right image. A thread that dies fails its pending decodes and is started again
