@@ -1,10 +1,12 @@
 import { NestFactory } from '@nestjs/core';
+import net from 'node:net';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
 import type { AppConfig } from './config/config';
 import type { JsonLogger } from './common/logging/json-logger';
 import { runMigrations } from './modules/database/data-source';
 import { resolveDatabase } from './modules/database/database-url';
+import { ReadinessRegistry } from './modules/health/readiness.registry';
 
 export interface RunningApp {
   close(): Promise<void>;
@@ -25,13 +27,44 @@ export async function bootstrap(config: AppConfig, logger: JsonLogger): Promise<
         res.status(404).json({ errors: [{ message: 'this process is a worker (PRIVATUNE_ROLE=worker): GraphQL is served by the API processes', extensions: { code: 'NOT_FOUND' } }] }),
       );
     }
+    // While draining, every response asks its client to close the connection (see `drain` below).
+    let draining = false;
+    app.use((_req: unknown, res: { setHeader(name: string, value: string): void }, next: () => void) => {
+      if (draining) res.setHeader('Connection', 'close');
+      next();
+    });
     app.useBodyParser('json', { limit: '64mb' });
     await app.listen(config.port, config.host);
-    const address = app.getHttpServer().address();
+    const server = app.getHttpServer();
+    let connections = 0;
+    server.on('connection', (socket) => {
+      connections++;
+      socket.once('close', () => connections--);
+    });
+    const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     logger.log({ msg: 'Privatune ready', port, graphql: `http://localhost:${port}/graphql`, database: database.redactedUrl }, 'Main');
+    /**
+     * Stops taking requests without cutting any. First, for SHUTDOWN_DRAIN_MS, readiness is 503 (load
+     * balancers stop routing here) while requests are still answered, each with `Connection: close`, so
+     * keep-alive clients reconnect elsewhere after their answer. Then the listening socket closes (new
+     * connections are refused) but, unlike http.Server.close, open connections are not cut while idle: a
+     * client may be sending on one, and would get ECONNRESET; each gets its answer and closes. Ends when no
+     * connection is left or after another SHUTDOWN_DRAIN_MS; Nest's close then ends whatever remains.
+     */
+    const drain = async () => {
+      draining = true;
+      app.get(ReadinessRegistry).register('shutdown', () => ({ ready: false, details: 'draining: the process is stopping' }));
+      const until = (deadline: number) => (async () => {
+        while (connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      })();
+      await until(Date.now() + config.shutdownDrainMs);
+      net.Server.prototype.close.call(server);
+      await until(Date.now() + config.shutdownDrainMs);
+    };
     return {
       close: async () => {
+        await drain();
         await app.close();
         await database.close();
       },

@@ -1,7 +1,8 @@
 /**
  * Starts Privatune: configuration (validated), telemetry (before anything it instruments loads), the
  * database (DATABASE_URL or the embedded server), migrations, then the NestJS application.
- * SIGINT/SIGTERM close the HTTP server, the workers and the database, in that order.
+ * SIGINT/SIGTERM drain HTTP (bootstrap.ts), then close the workers (a job still extracting goes back to the
+ * queue), the HTTP server and the database, in that order.
  */
 import 'reflect-metadata';
 import { ConfigError, loadConfig, SHUTDOWN_GRACE_MS } from './config/config';

@@ -4,6 +4,7 @@
  * clean SIGTERM and a restart on the same data.
  */
 import assert from 'node:assert/strict';
+import { Agent, request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, TestDatabase } from '../support/database';
 import { gql, runCli, ServerProcess, startServer, waitReady } from '../support/server';
@@ -170,6 +171,56 @@ describe('server end to end (DATABASE_URL)', () => {
     } finally {
       assert.equal(await worker.stop('SIGTERM'), 0);
     }
+  });
+
+  it('drains on SIGTERM: readiness turns 503 while requests are still answered, with Connection: close; none is cut', async () => {
+    const drained = await startServer({ ...env(), SHUTDOWN_DRAIN_MS: '3000' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    const body = JSON.stringify({ query: '{ me { name } }' });
+    const outcomes: Record<string, number> = {};
+    const count = (k: string) => (outcomes[k] = (outcomes[k] ?? 0) + 1);
+    let stopAt = Infinity;
+    let closeAfterStop = 0;
+    const post = () =>
+      new Promise<boolean>((resolve) => {
+        const req = httpRequest(`${drained.url}/graphql`, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` } }, (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => {
+            count(res.statusCode === 200 && JSON.parse(text).data?.me?.name === 'ops' ? 'answered' : `HTTP ${res.statusCode} ${text.slice(0, 100)}`);
+            if (Date.now() > stopAt && res.headers.connection === 'close') closeAfterStop++;
+            resolve(true);
+          });
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          count(err.code ?? err.message);
+          resolve(false);
+        });
+        req.end(body);
+      });
+    // Keep-alive clients behind a load balancer that stops routing here once readiness fails.
+    let routed = true;
+    const clients = Array.from({ length: 16 }, async () => {
+      while (routed && (await post()));
+    });
+    await new Promise((r) => setTimeout(r, 800));
+    stopAt = Date.now();
+    const exited = drained.stop('SIGTERM');
+    let sawDraining = false;
+    for (let i = 0; i < 40 && !sawDraining; i++) {
+      const ready = await fetch(`${drained.url}/health/ready`, { headers: { connection: 'close' } }).catch(() => undefined);
+      sawDraining = ready?.status === 503 && ((await ready.json()) as any).checks.shutdown !== undefined;
+      if (!sawDraining) await new Promise((r) => setTimeout(r, 25));
+    }
+    await new Promise((r) => setTimeout(r, 200)); // the balancer notices a little later
+    routed = false;
+    await Promise.all(clients);
+    agent.destroy();
+    assert.equal(await exited, 0);
+    assert.ok(sawDraining, 'readiness reported the drain');
+    assert.ok(outcomes.answered > 16, JSON.stringify(outcomes));
+    assert.ok(closeAfterStop > 0, 'requests sent during the drain are answered, asking clients to close');
+    assert.deepEqual(Object.keys(outcomes), ['answered'], `every request answered, none refused or cut: ${JSON.stringify(outcomes)}`);
   });
 
   it('stops cleanly on SIGTERM and starts again on the same data (here with a depth limit of 3)', async () => {
