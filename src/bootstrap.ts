@@ -55,12 +55,13 @@ export async function bootstrap(config: AppConfig, logger: JsonLogger): Promise<
     const drain = async () => {
       draining = true;
       app.get(ReadinessRegistry).register('shutdown', () => ({ ready: false, details: 'draining: the process is stopping' }));
-      const until = (deadline: number) => (async () => {
+      const whileConnected = async (ms: number) => {
+        const deadline = Date.now() + ms;
         while (connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      })();
-      await until(Date.now() + config.shutdownDrainMs);
+      };
+      await whileConnected(config.shutdownDrainMs);
       net.Server.prototype.close.call(server);
-      await until(Date.now() + config.shutdownDrainMs);
+      await whileConnected(config.shutdownDrainMs);
     };
     return {
       close: async () => {
