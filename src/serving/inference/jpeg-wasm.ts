@@ -2,8 +2,8 @@
  * Plain JPEGs decoded by mozjpeg compiled to WebAssembly (the jSquash project's build, `@jsquash/jpeg`),
  * synchronously on the calling thread. For a 224 px JPEG, sharp's fixed cost per call (building a libvips
  * pipeline from ~150 options, handing it to libuv's pool and libvips' workers) is most of its work:
- * 2.0-2.2 ms of CPU per image across its threads against 0.7-0.85 ms here, measured on this project's
- * 2-core VM (docs/benchmarks.md). mozjpeg is also the JPEG library of sharp's libvips, and the default
+ * 2.0-2.2 ms of CPU per image across its threads against 0.7-1.3 ms here (depending on the image),
+ * measured on this project's 2-core VM (docs/benchmarks.md). mozjpeg is also the JPEG library of sharp's libvips, and the default
  * decoding settings are the same (accurate integer IDCT, smooth chroma upsampling), so the pixels equal
  * sharp's; test/serving/jpeg-wasm.test.ts checks that on qualities, chroma subsamplings, progressive,
  * gray and odd sizes.
