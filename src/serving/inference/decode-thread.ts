@@ -80,11 +80,12 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
         port.postMessage({ id: m.id, reason: r.reason, message: r.message } satisfies Reply);
         return;
       }
-      // sharp's output lives outside the JS heap: copy it into a buffer this thread can transfer.
-      const pixels = new Uint8Array(r.image.data.length);
-      pixels.set(r.image.data);
-      const { width, height, channels } = r.image;
-      port.postMessage({ id: m.id, pixels: pixels.buffer, width, height, channels } satisfies Reply, [pixels.buffer]);
+      // Pixels that own their whole buffer (the WebAssembly decoder's) are transferred as they are; sharp's
+      // output lives outside the JS heap and cannot be: it is copied into a buffer this thread can transfer.
+      const { data, width, height, channels } = r.image;
+      const owned = !Buffer.isBuffer(data) && data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+      const pixels = (owned ? data.buffer : Uint8Array.from(data).buffer) as ArrayBuffer;
+      port.postMessage({ id: m.id, pixels, width, height, channels } satisfies Reply, [pixels]);
     } catch (err) {
       port.postMessage({ id: m.id, error: (err as Error).message } satisfies Reply);
     }

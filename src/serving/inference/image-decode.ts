@@ -15,14 +15,14 @@ export type Decoder = (bytes: Uint8Array, maxPixels: number) => Promise<DecodeRe
 /**
  * Decodes to raw uint8 pixels: plain JPEGs of up to a megapixel in WebAssembly on this thread (jpeg-wasm.ts:
  * the same pixels as sharp, at a third to a half of its CPU for 224 px images), everything else in one
- * libvips pass. Images above the pixel limit are refused from their header (sharp's limitInputPixels) before any pixel
- * is decoded. Channel handling is the training path's (decodeImage): gray, RGB and RGBA kept; gray + alpha
- * keeps the gray.
+ * libvips pass. Images above the pixel limit are refused from their header (sharp's limitInputPixels)
+ * before any pixel is decoded. Channel handling is the training path's (decodeImage): gray, RGB and RGBA
+ * kept; gray + alpha keeps the gray.
  */
 export const decodeEncoded: Decoder = async (bytes, maxPixels) => {
   const jpeg = readJpegHeader(bytes);
   if (jpeg && wasmDecodable(jpeg)) {
-    if (jpeg.width * jpeg.height > maxPixels) return { reason: 'IMAGE_TOO_LARGE', message: `image is above the limit of ${maxPixels} pixels` };
+    if (jpeg.width * jpeg.height > maxPixels) return tooLarge(maxPixels);
     try {
       return { image: decodeJpegWasm(await jpegWasm(), bytes) };
     } catch {
@@ -40,7 +40,7 @@ const decodeWithSharp: Decoder = async (bytes, maxPixels) => {
     out = await sharp(bytes, { limitInputPixels: maxPixels }).raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
     const message = (err as Error).message.replace(/\s+/g, ' ').slice(0, 200);
-    if (/pixel limit/i.test(message)) return { reason: 'IMAGE_TOO_LARGE', message: `image is above the limit of ${maxPixels} pixels` };
+    if (/pixel limit/i.test(message)) return tooLarge(maxPixels);
     return { reason: 'IMAGE_UNDECODABLE', message: `cannot decode image (${message})` };
   }
   const { data, info } = out;
@@ -53,3 +53,7 @@ const decodeWithSharp: Decoder = async (bytes, maxPixels) => {
   }
   return { reason: 'IMAGE_UNDECODABLE', message: `unsupported channel count ${info.channels}` };
 };
+
+function tooLarge(maxPixels: number): DecodeResult {
+  return { reason: 'IMAGE_TOO_LARGE', message: `image is above the limit of ${maxPixels} pixels` };
+}
