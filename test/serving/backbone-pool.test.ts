@@ -10,7 +10,7 @@ import { getPriority } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { BackbonePool } from '../../src/serving/inference/backbone-pool';
 import { preprocessOne } from '../../src/serving/inference/image-input';
-import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, PassImage, preprocessRawBatch, RawImage } from '../../src/training/backbones';
+import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, PassImage, preprocessPass, preprocessRawBatch, RawImage } from '../../src/training/backbones';
 import { OnnxExtractorThread, onnxThreadConfig } from '../../src/training/backbones/engines/onnx-thread';
 
 const SIZE = 96;
@@ -101,6 +101,37 @@ describe('backbone serving pool', () => {
     } finally {
       await niced.close();
     }
+  });
+
+  it('gives each pass its own features while the thread reuses its input tensor (smaller, larger, overlapping, chunked)', async () => {
+    const thread = new OnnxExtractorThread({ ...onnxThreadConfig(fx)!, threads: 1 });
+    try {
+      const a = images(11);
+      const b = images(21).slice(1, 3);
+      const [ea, eb] = [await expected(fx, a), await expected(fx, b)];
+      const close = (x: Float32Array, y: Float32Array, what: string) => assert.ok(x.every((v, i) => Math.abs(v - y[i]) < 1e-4), what);
+      close(await thread.run(a), ea, 'first pass');
+      // A smaller pass after a larger one: any value left from the previous pass would change its features.
+      close(await thread.run(b), eb, 'smaller pass after a larger one');
+      const [ra, rb] = await Promise.all([thread.run(a), thread.run(b)]);
+      close(ra, ea, 'overlapping pass a');
+      close(rb, eb, 'overlapping pass b');
+      close(await thread.run([...a, ...b], { batchSize: 3 }), new Float32Array([...ea, ...eb]), 'chunked pass');
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it('preprocesses a pass into a given buffer as into a fresh one, and refuses one too small', () => {
+    const plane = SIZE * SIZE * 3;
+    const a = images(5);
+    const fresh = preprocessPass(a, SIZE, MOBILENET_V2_SPEC.preprocessing);
+    const buffer = new Float32Array((a.length + 1) * plane).fill(Number.NaN);
+    const filled = preprocessPass(a, SIZE, MOBILENET_V2_SPEC.preprocessing, buffer);
+    assert.equal(filled.buffer, buffer.buffer);
+    assert.deepEqual(filled, fresh);
+    assert.ok(Number.isNaN(buffer[a.length * plane]), 'nothing written past the pass');
+    assert.throws(() => preprocessPass(a, SIZE, MOBILENET_V2_SPEC.preprocessing, new Float32Array(plane)), /needs/);
   });
 
   it('lets a pass in flight finish when a thread is closed (terminating under session.run would abort the process)', async () => {

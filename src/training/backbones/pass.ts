@@ -9,10 +9,15 @@ import type { PreprocessingSpec } from './types';
 
 export type PassImage = RawImage | Float32Array;
 
-/** The pass's input tensor (n x inputSize x inputSize x 3 float32), through the training path's preprocessing. */
-export function preprocessPass(images: PassImage[], inputSize: number, pre: PreprocessingSpec): Float32Array {
+/**
+ * The pass's input tensor (n x inputSize x inputSize x 3 float32), through the training path's preprocessing.
+ * `into`, when given, is filled instead of a new array (every value of the first n images is written) and
+ * the result is its first n x plane values.
+ */
+export function preprocessPass(images: PassImage[], inputSize: number, pre: PreprocessingSpec, into?: Float32Array): Float32Array {
   const plane = inputSize * inputSize * 3;
-  const out = new Float32Array(images.length * plane);
+  if (into && into.length < images.length * plane) throw new Error(`input buffer holds ${into.length} values, the pass needs ${images.length * plane}`);
+  const out = into ? into.subarray(0, images.length * plane) : new Float32Array(images.length * plane);
   images.forEach((img, i) => {
     if (!(img instanceof Float32Array)) preprocessRawBatch({ ...img, n: 1 }, inputSize, pre, out, { outOffset: i });
     else if (img.length === plane) out.set(img, i * plane);
