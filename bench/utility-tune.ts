@@ -18,7 +18,7 @@
  */
 import { secureNoise } from '../src/privacy';
 import { accuracy, FeatureMatrix, leastSquaresStatistics } from '../src/training/heads';
-import { leastSquaresFromStatistics } from '../src/training/heads/least-squares-from-stats';
+import { leastSquaresFromStatistics } from '../src/training/heads/least-squares';
 import { logisticRegression } from './utility.bench';
 import { chooseNoiseMultiplier, resolveFinetuneOptions } from '../src/training/jobs/finetune-options';
 import { MOBILENET_V2_SPEC } from '../src/training/backbones';

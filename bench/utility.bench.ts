@@ -39,7 +39,7 @@ import { secureNoise, seededNoiseForTests } from '../src/privacy';
 import { MOBILENET_V2_SPEC } from '../src/training/backbones';
 import { trainHead } from '../src/training/finetune/train-head';
 import { accuracy, FeatureMatrix, leastSquaresStatistics, LinearHead, trainSingleStep } from '../src/training/heads';
-import { leastSquaresFromStatistics } from '../src/training/heads/least-squares-from-stats';
+import { leastSquaresFromStatistics } from '../src/training/heads/least-squares';
 import { chooseNoiseMultiplier, FinetuneMethod, resolveFinetuneOptions, ResolvedFinetuneOptions } from '../src/training/jobs/finetune-options';
 import { GdModel, OrtGradient, trainFullBatchGd, verifyAgainstTrainDpSgd } from './dp-gd-ort';
 import { LayerData, loadLayer } from './utility-data';

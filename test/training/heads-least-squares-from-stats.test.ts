@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HeadError, leastSquaresStatistics, trainLeastSquares } from '../../src/training/heads';
-import { leastSquaresFromStatistics } from '../../src/training/heads/least-squares-from-stats';
+import { leastSquaresFromStatistics } from '../../src/training/heads/least-squares';
 import { gaussianMixture, maxAbsDiff, RecordingNoise } from './heads-helpers';
 
 describe('leastSquaresFromStatistics', () => {

@@ -21,7 +21,7 @@
  * Noise order: release 1 draws D(D+1)/2 values (upper triangle, row-major: (0,0), (0,1), ..., (0,D-1),
  * (1,1), ...), then release 2 draws K*D values (row-major K x D, class k row, bias coordinate last).
  */
-import { checkData, checkPrivacy, drawGaussian, invalidOption } from './guard';
+import { checkData, checkPrivacy, CheckedPrivacy, drawGaussian, invalidOption } from './guard';
 import { clipFactor, thetaToHead } from './kernels';
 import { eigenRidgeSolve, mirrorUpper, symmetricEigen } from './linalg';
 import { shardedClippedGram } from './sharded-gram';
@@ -86,20 +86,56 @@ export function leastSquaresStatistics(
 export function trainLeastSquares(features: FeatureMatrix, labels: Int32Array, opts: LeastSquaresOptions): HeadResult {
   const priv = checkPrivacy(opts);
   checkData(features, labels, opts.numClasses);
+  leastSquaresRidge(opts, priv); // refused before the expensive statistics
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw invalidOption('threads must be an integer >= 1', { threads });
+  const stats = leastSquaresStatistics(features, labels, opts.numClasses, priv.clip, opts.fitBias === true, threads);
+  return release(stats.gram, stats.classSums, stats.dim, opts, priv);
+}
+
+/**
+ * LEAST_SQUARES from precomputed noiseless statistics: the two noisy releases and the ridge solve of
+ * `trainLeastSquares` (the same code), starting from `leastSquaresStatistics(...)` instead of the features.
+ *
+ * The clipped Gram matrix is the expensive part (n D^2 / 2 multiply-adds); it depends on the data only, not
+ * on the noise. Computing it once and calling this function with fresh noise per draw is the same mechanism
+ * as calling `trainLeastSquares` each time, at a fraction of the cost: for experiments over many noise draws
+ * or noise multipliers, and for sharded reduction (sum shard statistics, then release once). `stats` is
+ * not modified.
+ *
+ * Privacy: the statistics must be those of the clipped data with the same clip norm
+ * (`leastSquaresStatistics(features, labels, K, clipNorm, fitBias)`), otherwise the sensitivity analysis
+ * does not hold.
+ */
+export function leastSquaresFromStatistics(stats: LeastSquaresStatistics, opts: LeastSquaresOptions): HeadResult {
+  const priv = checkPrivacy(opts);
   const K = opts.numClasses;
-  const d = features.cols;
-  const withBias = opts.fitBias === true;
+  const D = stats.dim;
+  const d = opts.fitBias === true ? D - 1 : D;
+  if (!Number.isInteger(K) || K < 2) throw invalidOption('numClasses must be an integer >= 2', { numClasses: K });
+  if (d < 1 || stats.gram.length !== D * D || stats.classSums.length !== K * D) {
+    throw invalidOption('statistics do not match numClasses / fitBias', { dim: D, gram: stats.gram.length, classSums: stats.classSums.length });
+  }
+  return release(Float64Array.from(stats.gram), Float64Array.from(stats.classSums), D, opts, priv);
+}
+
+/** The ridge lambda: as given, else 10 sigma C^2 (non-private: 1e-3 C^2). */
+function leastSquaresRidge(opts: LeastSquaresOptions, priv: CheckedPrivacy): number {
   const clip = priv.clip;
   if (!Number.isFinite(clip) && opts.ridge === undefined) {
     throw invalidOption('LEAST_SQUARES with an infinite clip norm needs an explicit ridge');
   }
   const ridge = opts.ridge ?? (priv.isPrivate ? 10 * priv.sigma * clip * clip : 1e-3 * clip * clip);
   if (!(ridge > 0) || !Number.isFinite(ridge)) throw invalidOption('ridge must be a finite number > 0', { ridge });
+  return ridge;
+}
 
-  const threads = opts.threads ?? 1;
-  if (!Number.isInteger(threads) || threads < 1) throw invalidOption('threads must be an integer >= 1', { threads });
-  const { gram, classSums, dim: D } = leastSquaresStatistics(features, labels, K, clip, withBias, threads);
-
+/** The two noisy releases (into `gram` and `classSums`, which it owns) and the ridge solve. */
+function release(gram: Float64Array, classSums: Float64Array, D: number, opts: LeastSquaresOptions, priv: CheckedPrivacy): HeadResult {
+  const K = opts.numClasses;
+  const withBias = opts.fitBias === true;
+  const clip = priv.clip;
+  const ridge = leastSquaresRidge(opts, priv);
   const events: PrivacyEvent[] = [];
   if (priv.isPrivate) {
     const gramNoise = drawGaussian(priv.noise!, (D * (D + 1)) / 2, priv.sigma * clip * clip);
@@ -118,12 +154,10 @@ export function trainLeastSquares(features: FeatureMatrix, labels: Int32Array, o
   }
 
   // Post-processing only from here on.
-  const eig = symmetricEigen(gram, D);
-  const theta = eigenRidgeSolve(eig, classSums, K, ridge); // K x D rows: theta_k
-
+  const theta = eigenRidgeSolve(symmetricEigen(gram, D), classSums, K, ridge); // K x D rows: theta_k
   return {
     method: 'LEAST_SQUARES',
-    ...thetaToHead(theta, K, d, withBias),
+    ...thetaToHead(theta, K, withBias ? D - 1 : D, withBias),
     events,
     releases: events.length,
     private: priv.isPrivate,
