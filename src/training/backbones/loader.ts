@@ -15,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createOnnxSession, OnnxExtractor, ort } from './engines/onnx-extractor';
+import { createOnnxSession, OnnxExtractor, ort, type OnnxSessionResult } from './engines/onnx-extractor';
 import { poolOutput, TfjsExtractor } from './engines/tfjs-extractor';
 import { buildFeatureLayersModel, type FeatureLayersModel, type WeightMap } from './layers-model';
 import { MOBILENET_V2_SPEC, mobilenetV2Source } from './mobilenet-v2';
@@ -202,6 +202,23 @@ export function getOrExportOnnx(
   return { path, cached: false };
 }
 
+function onnxInfo(spec: BackboneSpec, layer: FeatureLayerSpec, size: number, s: OnnxSessionResult, batchSize: number, requested: EngineChoice, onnxPath: string): ExtractorInfo {
+  return {
+    backboneId: spec.id,
+    engine: 'onnx',
+    backend: `onnxruntime-${s.providers[0]}`,
+    inputSize: size,
+    featureLayer: layer.name,
+    featureDim: layer.dim,
+    batchSize,
+    threads: s.threads,
+    requestedEngine: requested,
+    onnxPath,
+    executionProviders: s.providers,
+    fallbackReason: s.note,
+  };
+}
+
 function tfjsInfoBase(spec: BackboneSpec, layer: FeatureLayerSpec, size: number, batchSize: number, requested: EngineChoice, backend: string, threads: number): ExtractorInfo {
   return { backboneId: spec.id, engine: 'tfjs', backend, inputSize: size, featureLayer: layer.name, featureDim: layer.dim, batchSize, threads, requestedEngine: requested };
 }
@@ -266,20 +283,7 @@ async function layersBackbone(spec: BackboneSpec, source: LayersSource, layer: F
     const exp = getOrExportOnnx(built, spec, source, layer, size, artifactDir);
     onnxPath = exp.path;
     const s = await createOnnxSession(exp.path, { threads: opts.threads, executionProviders: opts.executionProviders });
-    const info: ExtractorInfo = {
-      backboneId: spec.id,
-      engine: 'onnx',
-      backend: `onnxruntime-${s.providers[0]}`,
-      inputSize: size,
-      featureLayer: layer.name,
-      featureDim: layer.dim,
-      batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
-      threads: s.threads,
-      requestedEngine: engine,
-      onnxPath: exp.path,
-      executionProviders: s.providers,
-      fallbackReason: s.note,
-    };
+    const info = onnxInfo(spec, layer, size, s, opts.batchSize ?? DEFAULT_BATCH_SIZE, engine, exp.path);
     const extractor = new OnnxExtractor(spec, info, { session: s.session, inputName: ONNX_INPUT_NAME, outputName: ONNX_OUTPUT_NAME, layout: 'NHWC', pooling: 'none' });
     try {
       verification = await verifyOnnx(extractor, built, spec, size, samples, tolerance);
@@ -317,20 +321,7 @@ async function onnxBackbone(spec: BackboneSpec & { source: { kind: 'onnx' } }, l
       outputs: s.session.outputNames,
     });
   }
-  const info: ExtractorInfo = {
-    backboneId: spec.id,
-    engine: 'onnx',
-    backend: `onnxruntime-${s.providers[0]}`,
-    inputSize: size,
-    featureLayer: layer.name,
-    featureDim: layer.dim,
-    batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
-    threads: s.threads,
-    requestedEngine: opts.engine ?? 'auto',
-    onnxPath: path,
-    executionProviders: s.providers,
-    fallbackReason: s.note,
-  };
+  const info = onnxInfo(spec, layer, size, s, opts.batchSize ?? DEFAULT_BATCH_SIZE, opts.engine ?? 'auto', path);
   const extractor = new OnnxExtractor(spec, info, { session: s.session, inputName, outputName: layer.node, layout: spec.input.layout, pooling: layer.pooling });
   // Probe: one image through the model checks input shape and feature dim now rather than mid-job.
   try {

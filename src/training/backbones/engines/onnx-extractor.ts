@@ -14,7 +14,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
-import { BackboneError, type BackboneSpec, type ExtractOptions, type ExtractorInfo, type FeatureExtractor } from '../types';
+import { BackboneError, extractInBatches, type BackboneSpec, type ExtractOptions, type ExtractorInfo, type FeatureExtractor } from '../types';
 
 let ortModule: typeof OrtTypes | undefined;
 
@@ -144,20 +144,7 @@ export class OnnxExtractor implements FeatureExtractor {
 
   async extract(pixels: Float32Array, n: number, opts: ExtractOptions = {}): Promise<Float32Array> {
     if (this.disposed) throw new BackboneError('BACKBONE_BAD_INPUT', 'extractor disposed');
-    const S = this.inputSize;
-    const plane = S * S * 3;
-    if (!Number.isInteger(n) || n < 0 || pixels.length !== n * plane) {
-      throw new BackboneError('BACKBONE_BAD_INPUT', `expected ${n} x ${S} x ${S} x 3 = ${n * plane} values, got ${pixels.length}`);
-    }
-    const D = this.featureDim;
-    const out = new Float32Array(n * D);
-    const bs = Math.max(1, opts.batchSize ?? this.info.batchSize);
-    for (let s = 0; s < n; s += bs) {
-      const b = Math.min(bs, n - s);
-      out.set(await this.runBatch(pixels.subarray(s * plane, (s + b) * plane), b), s * D);
-      opts.onProgress?.(s + b, n);
-    }
-    return out;
+    return extractInBatches(this, pixels, n, opts.batchSize ?? this.info.batchSize, (x, b) => this.runBatch(x, b), opts.onProgress);
   }
 
   async dispose(): Promise<void> {

@@ -2,7 +2,7 @@
  * TF.js engine: runs a LayersModel or GraphModel on the backend chosen by initTensorBackend.
  */
 import { tf } from '../tf-backend';
-import { BackboneError, type BackboneSpec, type ExtractOptions, type ExtractorInfo, type FeatureExtractor } from '../types';
+import { BackboneError, extractInBatches, type BackboneSpec, type ExtractOptions, type ExtractorInfo, type FeatureExtractor } from '../types';
 
 /** Runs one batch: input NHWC [b, S, S, 3] -> features [b, D] (pooling done inside). Must not leak tensors. */
 export type TfjsRunner = (x: tf.Tensor4D) => Promise<tf.Tensor>;
@@ -29,29 +29,23 @@ export class TfjsExtractor implements FeatureExtractor {
 
   async extract(pixels: Float32Array, n: number, opts: ExtractOptions = {}): Promise<Float32Array> {
     if (this.disposed) throw new BackboneError('BACKBONE_BAD_INPUT', 'extractor disposed');
+    return extractInBatches(this, pixels, n, opts.batchSize ?? this.info.batchSize, (x, b) => this.runBatch(x, b), opts.onProgress);
+  }
+
+  /** Runs one batch (b images, NHWC) and returns b x D features. */
+  private async runBatch(pixels: Float32Array, b: number): Promise<Float32Array> {
     const S = this.inputSize;
-    const plane = S * S * 3;
-    if (!Number.isInteger(n) || n < 0 || pixels.length !== n * plane) {
-      throw new BackboneError('BACKBONE_BAD_INPUT', `expected ${n} x ${S} x ${S} x 3 = ${n * plane} values, got ${pixels.length}`);
-    }
     const D = this.featureDim;
-    const out = new Float32Array(n * D);
-    const bs = Math.max(1, opts.batchSize ?? this.info.batchSize);
-    for (let s = 0; s < n; s += bs) {
-      const b = Math.min(bs, n - s);
-      const x = tf.tensor4d(pixels.subarray(s * plane, (s + b) * plane), [b, S, S, 3]);
-      let y: tf.Tensor | undefined;
-      try {
-        y = await this.runner(x);
-        if (y.size !== b * D) throw new BackboneError('BACKBONE_INVALID_MODEL', `model returned shape [${y.shape.join(', ')}], expected [${b}, ${D}]`);
-        out.set((await y.data()) as Float32Array, s * D);
-      } finally {
-        x.dispose();
-        y?.dispose();
-      }
-      opts.onProgress?.(s + b, n);
+    const x = tf.tensor4d(pixels, [b, S, S, 3]);
+    let y: tf.Tensor | undefined;
+    try {
+      y = await this.runner(x);
+      if (y.size !== b * D) throw new BackboneError('BACKBONE_INVALID_MODEL', `model returned shape [${y.shape.join(', ')}], expected [${b}, ${D}]`);
+      return (await y.data()) as Float32Array;
+    } finally {
+      x.dispose();
+      y?.dispose();
     }
-    return out;
   }
 
   async dispose(): Promise<void> {
