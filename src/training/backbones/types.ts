@@ -127,35 +127,6 @@ export interface ExtractOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/**
- * What both engines' `extract` do around their own forward pass: checks that `pixels` holds n preprocessed
- * images, runs them `batchSize` at a time through `runBatch` (b images -> b x featureDim features) and
- * gathers the features, reporting progress after each batch.
- */
-export async function extractInBatches(
-  fx: Pick<FeatureExtractor, 'inputSize' | 'featureDim'>,
-  pixels: Float32Array,
-  n: number,
-  batchSize: number,
-  runBatch: (x: Float32Array, b: number) => Promise<Float32Array>,
-  onProgress?: ExtractOptions['onProgress'],
-): Promise<Float32Array> {
-  const S = fx.inputSize;
-  const plane = S * S * 3;
-  if (!Number.isInteger(n) || n < 0 || pixels.length !== n * plane) {
-    throw new BackboneError('BACKBONE_BAD_INPUT', `expected ${n} x ${S} x ${S} x 3 = ${n * plane} values, got ${pixels.length}`);
-  }
-  const D = fx.featureDim;
-  const out = new Float32Array(n * D);
-  const bs = Math.max(1, batchSize);
-  for (let s = 0; s < n; s += bs) {
-    const b = Math.min(bs, n - s);
-    out.set(await runBatch(pixels.subarray(s * plane, (s + b) * plane), b), s * D);
-    onProgress?.(s + b, n);
-  }
-  return out;
-}
-
 export type BackboneErrorCode =
   | 'BACKBONE_FILE_NOT_FOUND'
   | 'BACKBONE_INVALID_MODEL'

@@ -14,7 +14,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
-import { BackboneError, extractInBatches, type BackboneSpec, type ExtractOptions, type ExtractorInfo, type FeatureExtractor } from '../types';
+import { BackboneError, type BackboneSpec, type ExtractorInfo } from '../types';
+import { BatchExtractor } from './batch-extractor';
 
 let ortModule: typeof OrtTypes | undefined;
 
@@ -103,26 +104,17 @@ export interface OnnxExtractorConfig {
   pooling: 'global-avg' | 'none';
 }
 
-export class OnnxExtractor implements FeatureExtractor {
+export class OnnxExtractor extends BatchExtractor {
   readonly engine = 'onnx' as const;
-  readonly backend: string;
-  readonly inputSize: number;
-  readonly featureDim: number;
-  readonly featureLayer: string;
-  private disposed = false;
 
   constructor(
-    readonly spec: BackboneSpec,
-    readonly info: ExtractorInfo,
+    spec: BackboneSpec,
+    info: ExtractorInfo,
     private readonly cfg: OnnxExtractorConfig,
   ) {
-    this.backend = info.backend;
-    this.inputSize = info.inputSize;
-    this.featureDim = info.featureDim;
-    this.featureLayer = info.featureLayer;
+    super(spec, info);
   }
 
-  /** Runs one batch (b images, NHWC) and returns b x D features. */
   async runBatch(x: Float32Array, b: number): Promise<Float32Array> {
     const S = this.inputSize;
     const o = ort();
@@ -142,14 +134,7 @@ export class OnnxExtractor implements FeatureExtractor {
     }
   }
 
-  async extract(pixels: Float32Array, n: number, opts: ExtractOptions = {}): Promise<Float32Array> {
-    if (this.disposed) throw new BackboneError('BACKBONE_BAD_INPUT', 'extractor disposed');
-    return extractInBatches(this, pixels, n, opts.batchSize ?? this.info.batchSize, (x, b) => this.runBatch(x, b), opts.onProgress);
-  }
-
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
+  protected async release(): Promise<void> {
     await this.cfg.session.release();
   }
 }

@@ -2,38 +2,25 @@
  * TF.js engine: runs a LayersModel or GraphModel on the backend chosen by initTensorBackend.
  */
 import { tf } from '../tf-backend';
-import { BackboneError, extractInBatches, type BackboneSpec, type ExtractOptions, type ExtractorInfo, type FeatureExtractor } from '../types';
+import { BackboneError, type BackboneSpec, type ExtractorInfo } from '../types';
+import { BatchExtractor } from './batch-extractor';
 
 /** Runs one batch: input NHWC [b, S, S, 3] -> features [b, D] (pooling done inside). Must not leak tensors. */
 export type TfjsRunner = (x: tf.Tensor4D) => Promise<tf.Tensor>;
 
-export class TfjsExtractor implements FeatureExtractor {
+export class TfjsExtractor extends BatchExtractor {
   readonly engine = 'tfjs' as const;
-  readonly backend: string;
-  readonly inputSize: number;
-  readonly featureDim: number;
-  readonly featureLayer: string;
-  private disposed = false;
 
   constructor(
-    readonly spec: BackboneSpec,
-    readonly info: ExtractorInfo,
+    spec: BackboneSpec,
+    info: ExtractorInfo,
     private readonly runner: TfjsRunner,
-    private readonly release: () => void,
+    private readonly releaseModel: () => void,
   ) {
-    this.backend = info.backend;
-    this.inputSize = info.inputSize;
-    this.featureDim = info.featureDim;
-    this.featureLayer = info.featureLayer;
+    super(spec, info);
   }
 
-  async extract(pixels: Float32Array, n: number, opts: ExtractOptions = {}): Promise<Float32Array> {
-    if (this.disposed) throw new BackboneError('BACKBONE_BAD_INPUT', 'extractor disposed');
-    return extractInBatches(this, pixels, n, opts.batchSize ?? this.info.batchSize, (x, b) => this.runBatch(x, b), opts.onProgress);
-  }
-
-  /** Runs one batch (b images, NHWC) and returns b x D features. */
-  private async runBatch(pixels: Float32Array, b: number): Promise<Float32Array> {
+  async runBatch(pixels: Float32Array, b: number): Promise<Float32Array> {
     const S = this.inputSize;
     const D = this.featureDim;
     const x = tf.tensor4d(pixels, [b, S, S, 3]);
@@ -48,10 +35,8 @@ export class TfjsExtractor implements FeatureExtractor {
     }
   }
 
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.release();
+  protected async release(): Promise<void> {
+    this.releaseModel();
   }
 }
 
