@@ -40,9 +40,9 @@ function assertSame(r: Awaited<ReturnType<typeof both>>, name: string): void {
 }
 
 describe('JPEG decoding in WebAssembly', () => {
-  it('gives sharp’s pixels for qualities, chroma subsamplings, progressive scans, gray and odd sizes', async () => {
+  it('gives sharp’s pixels for qualities, chroma subsamplings, progressive scans, gray, odd sizes and the largest size it takes', async () => {
     const cases: [string, Buffer][] = [];
-    for (const [w, h] of [[224, 224], [223, 97], [17, 5]]) {
+    for (const [w, h] of [[224, 224], [223, 97], [17, 5], [320, 320]]) {
       for (const quality of [50, 90, 100]) {
         for (const chromaSubsampling of ['4:2:0', '4:4:4']) {
           for (const progressive of [false, true]) {

@@ -13,8 +13,8 @@ export type DecodeResult = { image: RawImage } | { reason: 'IMAGE_TOO_LARGE' | '
 export type Decoder = (bytes: Uint8Array, maxPixels: number) => Promise<DecodeResult>;
 
 /**
- * Decodes to raw uint8 pixels: plain JPEGs of up to a megapixel in WebAssembly on this thread (jpeg-wasm.ts:
- * the same pixels as sharp, at a third to a half of its CPU for 224 px images), everything else in one
+ * Decodes to raw uint8 pixels: small plain JPEGs (up to 320 x 320 pixels) in WebAssembly on this thread
+ * (jpeg-wasm.ts: the same pixels as sharp, at 0.55-0.9x of its CPU), everything else in one
  * libvips pass. Images above the pixel limit are refused from their header (sharp's limitInputPixels)
  * before any pixel is decoded. Channel handling is the training path's (decodeImage): gray, RGB and RGBA
  * kept; gray + alpha keeps the gray.

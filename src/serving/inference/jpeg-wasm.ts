@@ -10,14 +10,20 @@
  *
  * Only what is known to decode the same takes this path: 8-bit baseline or progressive JPEGs with one
  * (gray) or three (YCbCr) components, no embedded ICC profile (sharp converts those to sRGB), no Adobe
- * marker, at most `WASM_MAX_PIXELS` pixels (large images are cheaper per pixel in sharp). Everything else
- * is sharp's (image-decode.ts), as before.
+ * marker, at most `WASM_MAX_PIXELS` pixels (larger images cost less CPU in sharp). Everything else is
+ * sharp's (image-decode.ts), as before.
  */
 import { readFileSync } from 'node:fs';
 import type { RawImage } from '../../training/backbones';
 
-/** Above this many pixels sharp's fixed cost no longer matters (and WebAssembly's slower IDCT would). */
-export const WASM_MAX_PIXELS = 1024 * 1024;
+/**
+ * Above this many pixels sharp costs less CPU: its fixed cost per call no longer dominates, and
+ * WebAssembly's IDCT (no SIMD) is slower per pixel. `npm run bench:decode` on photo-like JPEGs, CPU per
+ * image against sharp's, four runs: 0.55-0.73x at 224-256 px, 0.78-0.96x at 320 px, 0.87-1.23x at 352 px,
+ * 1.05-1.39x at 384 px, 1.3-2.3x at 640 x 480 and 1024 x 768. WebAssembly also decodes one image at a time
+ * in the decode thread, where sharp spreads images over libuv's pool.
+ */
+export const WASM_MAX_PIXELS = 320 * 320;
 
 export interface JpegHeader {
   width: number;
