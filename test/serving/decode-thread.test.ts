@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { BadInputError } from '../../src/common/errors/domain-errors';
 import { DecodeThread } from '../../src/serving/inference/decode-thread';
 import { decodeEncoded } from '../../src/serving/inference/image-decode';
-import { checkImage, decodeChecked } from '../../src/serving/inference/image-input';
+import { checkImage, decodeChecked, prepareChecked, preprocessOne } from '../../src/serving/inference/image-input';
+import { MOBILENET_V2_SPEC } from '../../src/training/backbones';
 
 const limits = { maxImageBytes: 1 << 20, maxImagePixels: 512 * 512 };
 
@@ -34,6 +35,27 @@ describe('decode thread', () => {
     }
     // sharp hands a gray JPEG back as sRGB, on either thread.
     assert.deepEqual(inThread.map((im) => [im.width, im.height, im.channels]), [[40, 30, 3], [17, 23, 3], [64, 8, 3], [40, 30, 3]]);
+  });
+
+  it('preprocesses in the thread exactly the images larger than their preprocessed form, as this thread would', async () => {
+    const target = { inputSize: 96, preprocessing: MOBILENET_V2_SPEC.preprocessing };
+    const big = await jpeg(7, 640, 480); // 921,600 bytes of pixels > 96 x 96 x 3 float32 (110,592 bytes)
+    const small = await jpeg(8, 100, 80);
+    const [bigHere, smallHere] = await Promise.all([big, small].map((f) => decodeEncoded(f, 1 << 22)));
+    assert.ok('image' in bigHere && 'image' in smallHere);
+    const prepared = await Promise.all([big, small].map((f, i) => prepareChecked(checkImage({ data: f.toString('base64') }, i, limits), i, { ...limits, maxImagePixels: 1 << 22 }, target, thread.decodeForPass)));
+    assert.ok(prepared[0] instanceof Float32Array, 'the large image arrives preprocessed');
+    assert.deepEqual(prepared[0], preprocessOne(bigHere.image, target.inputSize, target.preprocessing));
+    assert.ok(!(prepared[1] instanceof Float32Array), 'the small image arrives as pixels, preprocessed where the pass runs');
+    assert.deepEqual(Buffer.from(prepared[1].data), Buffer.from(smallHere.image.data));
+    // Raw pixel input is prepared on the calling thread by the same rule.
+    const raw = Buffer.from(bigHere.image.data);
+    const rawInput = checkImage({ data: raw.toString('base64'), width: 640, height: 480, channels: 3 }, 0, { maxImageBytes: 1 << 21, maxImagePixels: 1 << 22 });
+    assert.deepEqual(await prepareChecked(rawInput, 0, limits, target, thread.decodeForPass), prepared[0]);
+    await assert.rejects(
+      prepareChecked(checkImage({ data: big.subarray(0, 300).toString('base64') }, 2, limits), 2, limits, target, thread.decodeForPass),
+      (e: unknown) => e instanceof BadInputError && e.details?.reason === 'IMAGE_UNDECODABLE' && e.details?.field === 'images[2]',
+    );
   });
 
   it('reports undecodable and oversized images for the right image', async () => {

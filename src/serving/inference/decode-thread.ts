@@ -14,30 +14,37 @@
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ThreadCalls } from '../../common/thread-calls';
-import type { RawImage } from '../../training/backbones';
-import { DecodeResult, decodeEncoded } from './image-decode';
+import type { PassImage } from '../../training/backbones/pass';
+import type { RawImage } from '../../training/backbones/preprocess';
+import { decodeEncoded, DecodeFailure, DecodeResult, passImage, PassTarget } from './image-decode';
 
-type Request = { id: number; bytes: ArrayBuffer; maxPixels: number };
+type Request = { id: number; bytes: ArrayBuffer; maxPixels: number; target?: PassTarget };
 type Reply =
   | { id: number; pixels: ArrayBuffer; width: number; height: number; channels: RawImage['channels'] }
-  | { id: number; reason: 'IMAGE_TOO_LARGE' | 'IMAGE_UNDECODABLE'; message: string }
+  | { id: number; tensor: ArrayBuffer }
+  | ({ id: number } & DecodeFailure)
   | { id: number; error: string };
 
 const THREAD_FLAG = 'privatuneDecodeThread';
 
 export class DecodeThread {
   private worker: Worker | undefined;
-  private readonly calls = new ThreadCalls<DecodeResult>();
+  private readonly calls = new ThreadCalls<{ image: PassImage } | DecodeFailure>();
   private closed = false;
 
   /** Decodes encoded bytes in the thread (the bytes are copied; the caller keeps its buffer). */
-  decode = (bytes: Uint8Array, maxPixels: number): Promise<DecodeResult> => {
+  decode = (bytes: Uint8Array, maxPixels: number): Promise<DecodeResult> => this.call(bytes, maxPixels) as Promise<DecodeResult>;
+
+  /** Decodes in the thread, and there too preprocesses an image larger than its preprocessed form (`passImage`). */
+  decodeForPass = (bytes: Uint8Array, maxPixels: number, target: PassTarget): Promise<{ image: PassImage } | DecodeFailure> => this.call(bytes, maxPixels, target);
+
+  private call(bytes: Uint8Array, maxPixels: number, target?: PassTarget): Promise<{ image: PassImage } | DecodeFailure> {
     if (this.closed) return Promise.reject(new Error('decode thread closed'));
     const worker = this.thread();
     const copy = new Uint8Array(bytes.length);
     copy.set(bytes);
-    return this.calls.call((id) => worker.postMessage({ id, bytes: copy.buffer, maxPixels } satisfies Request, [copy.buffer]));
-  };
+    return this.calls.call((id) => worker.postMessage({ id, bytes: copy.buffer, maxPixels, target } satisfies Request, [copy.buffer]));
+  }
 
   /** Refuses new decodes, lets those in flight finish (their requests are still being answered), then ends the thread. */
   async close(): Promise<void> {
@@ -56,6 +63,7 @@ export class DecodeThread {
     worker.on('message', (m: Reply) => {
       if ('error' in m) this.calls.settle(m.id, { error: new Error(m.error) });
       else if ('reason' in m) this.calls.settle(m.id, { value: { reason: m.reason, message: m.message } });
+      else if ('tensor' in m) this.calls.settle(m.id, { value: { image: new Float32Array(m.tensor) } });
       else this.calls.settle(m.id, { value: { image: { data: new Uint8Array(m.pixels), width: m.width, height: m.height, channels: m.channels } } });
     });
     const fail = (err: Error) => {
@@ -80,9 +88,14 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
         port.postMessage({ id: m.id, reason: r.reason, message: r.message } satisfies Reply);
         return;
       }
+      const image = m.target ? passImage(r.image, m.target) : r.image;
+      if (image instanceof Float32Array) {
+        port.postMessage({ id: m.id, tensor: image.buffer as ArrayBuffer } satisfies Reply, [image.buffer as ArrayBuffer]);
+        return;
+      }
       // Pixels that own their whole buffer (the WebAssembly decoder's) are transferred as they are; sharp's
       // output lives outside the JS heap and cannot be: it is copied into a buffer this thread can transfer.
-      const { data, width, height, channels } = r.image;
+      const { data, width, height, channels } = image;
       const owned = !Buffer.isBuffer(data) && data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
       const pixels = (owned ? data.buffer : Uint8Array.from(data).buffer) as ArrayBuffer;
       port.postMessage({ id: m.id, pixels, width, height, channels } satisfies Reply, [pixels]);

@@ -5,13 +5,14 @@
  *
  * Cheap checks (`checkImage`: base64, byte and pixel limits, raw sizes) run for every image before the
  * request takes room in the queue; decoding happens afterwards (image-decode.ts, called from the decode
- * thread in the server: decode-thread.ts). Images are then resized and normalised
- * exactly as the backbone declares (its PreprocessingSpec, through the same code the training path
- * uses), so served features equal training features for equal pixels.
+ * thread in the server: decode-thread.ts). Images are then resized and normalised exactly as the backbone
+ * declares (its PreprocessingSpec, through the same code the training path uses), so served features
+ * equal training features for equal pixels: in the decode thread for images larger than their
+ * preprocessed form, else in the serving thread that runs the pass.
  */
 import { BadInputError } from '../../common/errors/domain-errors';
 import { preprocessRawBatch, type PassImage, type PreprocessingSpec, type RawImage } from '../../training/backbones';
-import { decodeEncoded, type Decoder } from './image-decode';
+import { decodeEncoded, decodeForPass, passImage, type DecodeFailure, type Decoder, type PassDecoder, type PassTarget } from './image-decode';
 
 export interface ImageInputLike {
   data: string;
@@ -86,13 +87,34 @@ export function sniffFormat(b: Buffer): 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff'
   return undefined;
 }
 
-/** A checked image as raw pixels: raw input as is, encoded input through `decode` (sharp, by default on this thread). */
+/** A checked image as raw pixels: raw input as is, encoded input through `decode` (by default on this thread). */
 export async function decodeChecked(img: CheckedImage, index: number, limits: ImageLimits, decode: Decoder = decodeEncoded): Promise<RawImage> {
-  if (img.raw) return { data: new Uint8Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.length), ...img.raw };
+  if (img.raw) return rawPixels(img, img.raw);
+  return decoded(await decode(encodedBytes(img, index), limits.maxImagePixels), index);
+}
+
+/**
+ * A checked image as it travels to the forward pass (`passImage`): raw input prepared on this thread,
+ * encoded input decoded and prepared by `decode` (the decode thread in the server; by default this thread).
+ */
+export async function prepareChecked(img: CheckedImage, index: number, limits: ImageLimits, target: PassTarget, decode: PassDecoder = decodeForPass): Promise<PassImage> {
+  if (img.raw) return passImage(rawPixels(img, img.raw), target);
+  return decoded(await decode(encodedBytes(img, index), limits.maxImagePixels, target), index);
+}
+
+function rawPixels(img: CheckedImage, raw: NonNullable<CheckedImage['raw']>): RawImage {
+  return { data: new Uint8Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.length), ...raw };
+}
+
+/** The bytes of an encoded image, once their magic says they are a format sharp reads. */
+function encodedBytes(img: CheckedImage, index: number): Buffer {
   if (!sniffFormat(img.bytes)) {
     throw bad(index, 'IMAGE_UNDECODABLE', 'not a PNG, JPEG, WebP, GIF or TIFF image (or send raw pixels with width, height and channels)');
   }
-  const r = await decode(img.bytes, limits.maxImagePixels);
+  return img.bytes;
+}
+
+function decoded<T>(r: { image: T } | DecodeFailure, index: number): T {
   if ('reason' in r) throw bad(index, r.reason, r.message);
   return r.image;
 }
@@ -100,15 +122,6 @@ export async function decodeChecked(img: CheckedImage, index: number, limits: Im
 /** Raw pixels -> one preprocessed image (inputSize x inputSize x 3 float32) per the backbone's spec. */
 export function preprocessOne(raw: RawImage, inputSize: number, pre: PreprocessingSpec): Float32Array {
   return preprocessRawBatch({ ...raw, n: 1 }, inputSize, pre);
-}
-
-/**
- * What a decoded image travels to its forward pass as: its raw pixels when they are no larger than its
- * preprocessed form (so queued images never hold more memory than preprocessed ones would), else
- * preprocessed here.
- */
-export function passImage(raw: RawImage, inputSize: number, pre: PreprocessingSpec): PassImage {
-  return raw.width * raw.height * raw.channels <= inputSize * inputSize * 3 * 4 ? raw : preprocessOne(raw, inputSize, pre);
 }
 
 /** Bounds how many images are decoded at once (each decoded image holds up to maxImagePixels x 4 bytes). */

@@ -1,8 +1,9 @@
 /**
  * classify: resolve the model (in memory, with the caller's grant), check every image cheaply, take room
- * in the backbone's bounded queue, decode (bounded concurrency), wait for the shared forward pass (which
- * resizes and normalises the decoded pixels where it runs), apply the model's head. One deadline covers the whole request. Inference is post-processing of a
- * released model: nothing here touches a privacy ledger.
+ * in the backbone's bounded queue, decode (bounded concurrency, in the decode thread, which also resizes
+ * and normalises images larger than the backbone's input), wait for the shared forward pass (which does so
+ * for the others where it runs), apply the model's head. One deadline covers the whole request. Inference
+ * is post-processing of a released model: nothing here touches a privacy ledger.
  */
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
@@ -12,7 +13,7 @@ import { DeployedInfo, ServingRegistry } from '../deployments/serving-registry.s
 import { parseModelRef } from '../models/model-ref';
 import { InferenceFailedError, InferenceTimeoutError } from '../serving.errors';
 import { servingMetrics } from '../serving.metrics';
-import { checkImage, decodeChecked, ImageInputLike, passImage } from './image-input';
+import { checkImage, ImageInputLike, prepareChecked } from './image-input';
 import type { LabelProbability } from './served-model';
 
 export const MAX_TOP_K = 1000;
@@ -100,11 +101,12 @@ export class InferenceService {
       let abandoned = false;
       try {
         const work = (async () => {
+          const target = { inputSize: runtime.inputSize, preprocessing: runtime.spec.preprocessing };
           const images = await Promise.all(
             checked.map((img, i) =>
               this.registry.decodeSlots.run(async () => {
                 if (abandoned) throw new Error('abandoned');
-                return passImage(await decodeChecked(img, i, limits, this.registry.decoder.decode), runtime.inputSize, runtime.spec.preprocessing);
+                return prepareChecked(img, i, limits, target, this.registry.decoder.decodeForPass);
               }),
             ),
           );
