@@ -26,6 +26,55 @@ describe('classify image inputs', () => {
     assert.throws(() => decodeBase64('###', 0, 1000), reason('INVALID_BASE64'));
   });
 
+  it('accepts exactly canonical base64 (property test against the rules written out)', () => {
+    const STD = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const URL = STD.slice(0, 62) + '-_';
+    /** The rules: one alphabet, no dangling character, padding only to complete the last group, unused bits zero. */
+    const valid = (text: string): boolean => {
+      const body = text.replace(/={1,2}$/, '');
+      if (body.length === 0 || body.length % 4 === 1) return false;
+      if (body.length !== text.length && text.length % 4 !== 0) return false;
+      const alphabet = [...body].every((c) => STD.includes(c)) ? STD : [...body].every((c) => URL.includes(c)) ? URL : undefined;
+      if (!alphabet) return false;
+      const last = alphabet.indexOf(body[body.length - 1]);
+      return body.length % 4 === 2 ? (last & 0xf) === 0 : body.length % 4 === 3 ? (last & 0x3) === 0 : true;
+    };
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    let accepted = 0;
+    let refused = 0;
+    for (let i = 0; i < 3000; i++) {
+      const bytes = Buffer.from(Array.from({ length: 1 + rand(20) }, () => rand(256)));
+      const encodings = [bytes.toString('base64'), bytes.toString('base64').replace(/=+$/, ''), bytes.toString('base64url'), bytes.toString('base64url').padEnd(Math.ceil(bytes.length / 3) * 4, '=')];
+      let text = encodings[rand(4)];
+      if (rand(2) === 0) {
+        // One mutation: a character from either alphabet or outside both, padding added or removed, a character dropped.
+        const at = rand(text.length);
+        const chars = STD + '-_!*.=%';
+        const kind = rand(3);
+        if (kind === 0) text = text.slice(0, at) + chars[rand(chars.length)] + text.slice(at + 1);
+        else if (kind === 1) text = rand(2) ? `${text}=` : text.replace(/=$/, '');
+        else text = text.slice(0, at) + text.slice(at + 1);
+      }
+      const expectValid = valid(text);
+      let got: Buffer | undefined;
+      try {
+        got = decodeBase64(text, 0, 1000);
+      } catch (e) {
+        assert.ok(e instanceof BadInputError && ['INVALID_BASE64', 'EMPTY_IMAGE'].includes(String(e.details?.reason)), String(e));
+      }
+      assert.equal(got !== undefined, expectValid, JSON.stringify(text));
+      if (got) {
+        assert.equal(got.toString(STD.includes(text[0]) && !/[-_]/.test(text) ? 'base64' : 'base64url').replace(/=+$/, ''), text.replace(/=+$/, ''));
+        accepted++;
+      } else refused++;
+    }
+    assert.ok(accepted > 1000 && refused > 500, `${accepted} accepted, ${refused} refused`);
+  });
+
   it('refuses images above the byte limit before decoding them', () => {
     const big = Buffer.alloc(limits.maxImageBytes + 10).toString('base64');
     assert.throws(() => checkImage({ data: big }, 0, limits), reason('IMAGE_TOO_LARGE'));

@@ -36,24 +36,43 @@ function bad(index: number, reason: string, message: string): BadInputError {
   return new BadInputError(`images[${index}]: ${message}`, { field: `images[${index}]`, reason });
 }
 
-/** Strict base64 (standard or URL alphabet, padding optional, whitespace and a data: URL prefix tolerated). */
+/**
+ * Strict base64: standard or URL-safe alphabet, padding optional, whitespace and a data: URL prefix
+ * tolerated. Strict means canonical: the bytes must encode back to the same text, which refuses any
+ * character outside the alphabet, misplaced padding, a dangling character and nonzero unused bits. That
+ * check is one decode and one encode in native code; the anchored regular expression it replaces took
+ * 5.5 us on 8 KB of base64 and 184 us on 53 KB (a 640 x 480 photo), on the event loop.
+ */
 export function decodeBase64(text: string, index: number, maxBytes: number): Buffer {
   if (typeof text !== 'string') throw bad(index, 'INVALID_BASE64', 'data must be a base64 string');
   let s = text;
   const dataUrl = /^data:[\w.+/-]*(;[\w=.+-]+)*;base64,/i.exec(s.slice(0, 200));
   if (dataUrl) s = s.slice(dataUrl[0].length);
-  if (/\s/.test(s)) s = s.replace(/\s+/g, '');
-  if (s.length === 0) throw bad(index, 'EMPTY_IMAGE', 'data is empty');
-  // Bound the work before decoding: 4 base64 characters carry 3 bytes.
-  if (Math.floor((s.length * 3) / 4) - 2 > maxBytes) throw bad(index, 'IMAGE_TOO_LARGE', `image is larger than the limit of ${maxBytes} bytes`);
-  const standard = /^[A-Za-z0-9+/]+={0,2}$/.test(s);
-  const urlSafe = !standard && /^[A-Za-z0-9_-]+={0,2}$/.test(s);
-  const padded = s.endsWith('=');
-  if ((!standard && !urlSafe) || (padded ? s.length % 4 !== 0 : s.length % 4 === 1)) {
-    throw bad(index, 'INVALID_BASE64', 'data is not valid base64');
+  // Bound the work before decoding (4 base64 characters carry 3 bytes), counting whitespace only if it must.
+  const tooLarge = (t: string) => Math.floor((t.length * 3) / 4) - 2 > maxBytes;
+  if (tooLarge(s) && /\s/.test(s)) s = s.replace(/\s+/g, '');
+  if (tooLarge(s)) throw bad(index, 'IMAGE_TOO_LARGE', `image is larger than the limit of ${maxBytes} bytes`);
+  let bytes = canonicalBase64(s);
+  if (!bytes && /\s/.test(s)) {
+    s = s.replace(/\s+/g, '');
+    bytes = canonicalBase64(s);
   }
-  const bytes = Buffer.from(s, urlSafe ? 'base64url' : 'base64');
+  if (s.length === 0) throw bad(index, 'EMPTY_IMAGE', 'data is empty');
+  if (!bytes) throw bad(index, 'INVALID_BASE64', 'data is not valid base64');
   if (bytes.length > maxBytes) throw bad(index, 'IMAGE_TOO_LARGE', `image has ${bytes.length} bytes, above the limit of ${maxBytes}`);
+  return bytes;
+}
+
+/** The bytes of canonical base64 text (either alphabet, padding optional), or undefined. */
+function canonicalBase64(s: string): Buffer | undefined {
+  const urlSafe = s.includes('-') || s.includes('_');
+  const encoding = urlSafe ? 'base64url' : 'base64';
+  const bytes = Buffer.from(s, encoding);
+  const unpadded = (t: string) => (t.endsWith('==') ? t.slice(0, -2) : t.endsWith('=') ? t.slice(0, -1) : t);
+  const body = unpadded(s);
+  if (body.length === 0 || body !== unpadded(bytes.toString(encoding))) return undefined;
+  // Padding, when present, completes the last group of four.
+  if (body.length !== s.length && s.length % 4 !== 0) return undefined;
   return bytes;
 }
 
