@@ -8,7 +8,8 @@
  *  - raw engine: the same backbone (ONNX Runtime, same exported graph) + the model's head in this process,
  *    no HTTP, on already-decoded, preprocessed 224x224 pixels: the single-image time (median), and images/s
  *    at batch 1 and at the server's maximum batch size (closed loop);
- *  - GraphQL: closed-loop clients at concurrency 1, 8 and 32, each request one 224x224 JPEG (base64) in
+ *  - GraphQL: closed-loop clients at concurrency 1, 8 and 32, each request one 224x224 JPEG (base64; --image
+ *    WxH for another size, e.g. 640x480 for photo-sized inputs) in
  *    `classify`: images/s, p50 and p99 latency, and the ratio of images/s to the raw engine's images/s.
  *
  * Also, to show how much of each request is not the model: the platform floor (the same clients sending
@@ -30,7 +31,8 @@
  * too. Targets: ratio >= 0.8 at concurrency 32; p50 at concurrency 1 within 1.5x of the raw single-image
  * time.
  *
- * Options: --size S (model input size, default 224), --seconds S (per measurement, default 10),
+ * Options: --size S (model input size, default 224), --image WxH (JPEG size per request, default 224x224),
+ * --seconds S (per measurement, default 10),
  * --concurrency 1,8,32, --max-batch B (SERVING_MAX_BATCH_SIZE for the server; default: the server's own, 4 on CPU),
  * --busy-images N (0 skips that part), --json.
  */
@@ -56,6 +58,7 @@ const arg = (k: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const SIZE = Number(arg('--size') ?? 224);
+const [IMAGE_W, IMAGE_H] = (arg('--image') ?? '224x224').split('x').map(Number);
 const SECONDS = Number(arg('--seconds') ?? 10);
 const LEVELS = (arg('--concurrency') ?? '1,8,32').split(',').map(Number);
 const MAX_BATCH_ARG = arg('--max-batch');
@@ -164,12 +167,12 @@ async function main(): Promise<void> {
     const client = (await gql('mutation { createApiKey(input: { name: "bench-client", role: INFERENCE_CLIENT }) { key apiKey { id } } }')).createApiKey;
     await gql('mutation($i: ModelGrantInput!) { grantModelAccess(input: $i) { modelName } }', { i: { modelName: 'bench', apiKeyId: client.apiKey.id } });
 
-    // 224x224 JPEGs (upscaled held-out images, RGB).
+    // IMAGE_W x IMAGE_H JPEGs (upscaled held-out images, RGB).
     const imgs = gunzipSync(readFileSync(`${data.test}-images-idx3-ubyte.gz`));
     const jpegs: Buffer[] = [];
     for (let i = 0; i < N_IMAGES; i++) {
       const gray = imgs.subarray(16 + i * 784, 16 + (i + 1) * 784);
-      jpegs.push(await sharp(Buffer.from(gray), { raw: { width: 28, height: 28, channels: 1 } }).resize(224, 224).toColourspace('srgb').jpeg({ quality: 90 }).toBuffer());
+      jpegs.push(await sharp(Buffer.from(gray), { raw: { width: 28, height: 28, channels: 1 } }).resize(IMAGE_W, IMAGE_H).toColourspace('srgb').jpeg({ quality: 90 }).toBuffer());
     }
     const QUERY = 'query($i: ClassifyInput!) { classify(input: $i) { modelVersion predictions { labels { label probability } } } }';
     const bodies = jpegs.map((j) => JSON.stringify({ query: QUERY, variables: { i: { model: 'bench@1', images: [{ data: j.toString('base64') }], topK: 5 } } }));
@@ -368,6 +371,7 @@ async function main(): Promise<void> {
       loadavg: loadavg().map((l) => l.toFixed(2)),
       engine: `${fx.engine}/${fx.backend}, ${fx.info.threads} threads`,
       modelInputSize: SIZE,
+      imageSize: `${IMAGE_W}x${IMAGE_H}`,
       maxBatch: MAX_BATCH,
       raw: { before: rawBefore, after: rawAfter, reference: rawRef },
       rawNearBatch: nearBatch,
@@ -397,7 +401,7 @@ async function main(): Promise<void> {
     }
     const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
     console.log(`Node ${report.node}, ${report.cpus}, load average ${report.loadavg.join(' ')}; engine ${report.engine}`);
-    console.log(`model input ${SIZE} px (block_13_expand_relu), JPEG 224x224 per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH_ARG ?? 'auto'}, ${SECONDS} s per level\n`);
+    console.log(`model input ${SIZE} px (block_13_expand_relu), JPEG ${IMAGE_W}x${IMAGE_H} per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH_ARG ?? 'auto'}, ${SECONDS} s per level\n`);
     console.log(`| path | concurrency | images/s | p50 ms | p99 ms | raw engine around it, batch ${nearBatch}: images/s (single ms) | ratio to raw around it | ratio to raw of the whole run (best batch) |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
     console.log(`| raw engine, batch 1 (mean of before/after: ${f(rawBefore.batch1)} / ${f(rawAfter.batch1)}) | - | ${f(rawRef.batch1)} | ${f(rawRef.singleMs, 2)} | - | - | - | - |`);
