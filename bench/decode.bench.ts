@@ -5,16 +5,17 @@
  * 1024 x 768: the CPU time per image of mozjpeg in WebAssembly (jpeg-wasm.ts) and of sharp (libvips, on
  * libuv's pool), one image at a time in this process, their ratio (the baseline is sharp, measured in the
  * same run, alternating), and which of the two the server's decoder (decodeEncoded) picks for that size;
- * then images/s with 8 decodes in flight through the server's decode thread (what a busy server gets)
- * against sharp called directly with 8 in flight.
+ * then images/s with 8 decodes in flight through the server's decode threads (as many as the server
+ * starts by default: what a busy server gets) against sharp called directly with 8 in flight.
  * WebAssembly saves sharp's fixed cost per call but runs a slower IDCT, so it wins on small images only;
  * WASM_MAX_PIXELS is set where this ratio crosses 1.
  *
  * Options: --ms M (measuring time per decoder, image and measure, default 1500), --json.
  */
+import { availableParallelism } from 'node:os';
 import { cpuUsage } from 'node:process';
 import sharp from 'sharp';
-import { DecodeThread } from '../src/serving/inference/decode-thread';
+import { DecodeThreads } from '../src/serving/inference/decode-thread';
 import { decodeJpegWasm, jpegWasm, readJpegHeader, WASM_MAX_PIXELS, wasmDecodable } from '../src/serving/inference/jpeg-wasm';
 
 const args = process.argv.slice(2);
@@ -82,7 +83,8 @@ async function cpuPerImage(decode: () => unknown, ms: number): Promise<number> {
 
 async function main(): Promise<void> {
   const wasm = await jpegWasm();
-  const thread = new DecodeThread();
+  // As the server runs them (SERVING_DECODE_THREADS auto: one per core, up to 4).
+  const thread = new DecodeThreads(Math.min(availableParallelism(), 4));
   const rows: { size: string; quality: number; kb: number; wasmMs: number; sharpMs: number; ratio: number; serverPicks: string; serverPerSecond: number; sharpPerSecond: number }[] = [];
   for (const [w, h] of SIZES) {
     for (const quality of QUALITIES) {

@@ -40,6 +40,11 @@ export class ThreadCalls<T> {
     this.wakeIdle();
   }
 
+  /** Calls waiting for their reply. */
+  get pending(): number {
+    return this.waiting.size;
+  }
+
   /** Resolves once no call is waiting for its reply (at once when none is). */
   idle(): Promise<void> {
     if (this.waiting.size === 0) return Promise.resolve();

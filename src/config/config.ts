@@ -80,6 +80,8 @@ export interface ServingConfig {
    * process that also serves the API); 0 keeps the process's priority.
    */
   backboneNice: number;
+  /** Threads that decode classify's images; 0: automatic (one per core, up to 4). */
+  decodeThreads: number;
 }
 
 export class ConfigError extends Error {
@@ -187,6 +189,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       syncMs: readInt(env, 'SERVING_SYNC_MS', 1_000, 50, 600_000),
       backboneThreads: readInt(env, 'SERVING_BACKBONE_THREADS', 0, 0, 64),
       backboneNice: readInt(env, 'SERVING_BACKBONE_NICE', 10, 0, 19),
+      decodeThreads: readInt(env, 'SERVING_DECODE_THREADS', 0, 0, 64),
     },
   };
 }

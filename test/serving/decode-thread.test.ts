@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { BadInputError } from '../../src/common/errors/domain-errors';
-import { DecodeThread } from '../../src/serving/inference/decode-thread';
+import { DecodeThread, DecodeThreads } from '../../src/serving/inference/decode-thread';
 import { decodeEncoded } from '../../src/serving/inference/image-decode';
 import { checkImage, decodeChecked, prepareChecked, preprocessOne } from '../../src/serving/inference/image-input';
 import { MOBILENET_V2_SPEC } from '../../src/training/backbones';
@@ -85,6 +85,27 @@ describe('decode thread', () => {
     await assert.rejects(held, /decode thread exited/);
     const again = await thread.decode(file, limits.maxImagePixels);
     assert.ok('image' in again && again.image.width === 480);
+  });
+
+  it('spreads concurrent decodes over a pool of threads, a lone one to the first, each answered with its own image', async () => {
+    const pool = new DecodeThreads(2);
+    try {
+      const files = await Promise.all([11, 12, 13, 14, 15, 16].map((seed) => jpeg(seed, 300, 200)));
+      const alone = await pool.decode(files[0], limits.maxImagePixels);
+      assert.ok('image' in alone);
+      assert.deepEqual(pool.threads.map((t) => t.decodes), [1, 0], 'a lone decode goes to the first thread');
+      const together = await Promise.all(files.map((f) => pool.decode(f, limits.maxImagePixels)));
+      assert.ok(pool.threads.every((t) => t.decodes >= 3), `decodes per thread: ${pool.threads.map((t) => t.decodes).join(', ')}`);
+      for (const [i, f] of files.entries()) {
+        const here = await decodeEncoded(f, limits.maxImagePixels);
+        const there = together[i];
+        assert.ok('image' in here && 'image' in there);
+        assert.deepEqual(Buffer.from(there.image.data), Buffer.from(here.image.data), `image ${i}`);
+      }
+    } finally {
+      await pool.close();
+    }
+    await assert.rejects(pool.decode(Buffer.alloc(4), 1), /closed/);
   });
 
   it('lets the decodes in flight finish when it is closed, then refuses new ones', async () => {

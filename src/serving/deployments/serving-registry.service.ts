@@ -22,7 +22,7 @@ import { BackbonesService } from '../../training/backbones/backbones.service';
 import { preprocessPass, type BackboneSpec, type FeatureExtractor, type PassImage } from '../../training/backbones';
 import { onnxThreadConfig } from '../../training/backbones/engines/onnx-thread';
 import { BackbonePool } from '../inference/backbone-pool';
-import { DecodeThread } from '../inference/decode-thread';
+import { DecodeThreads } from '../inference/decode-thread';
 import { Semaphore } from '../inference/image-input';
 import { MicroBatcher } from '../inference/micro-batcher';
 import { backboneKey, ServedModel } from '../inference/served-model';
@@ -101,15 +101,17 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
   private stopped = false;
   /** Bounds concurrent image decodes across all requests of this process. */
   readonly decodeSlots = new Semaphore(Math.max(4, availableParallelism()));
-  /** Where sharp is called for classify's encoded images: off the event loop. */
-  readonly decoder = new DecodeThread();
+  /** Where classify's encoded images are decoded (and large ones resized): off the event loop. */
+  readonly decoder: DecodeThreads;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly backbones: BackbonesService,
     private readonly readiness: ReadinessRegistry,
-  ) {}
+  ) {
+    this.decoder = new DecodeThreads(config.serving.decodeThreads || Math.min(availableParallelism(), 4));
+  }
 
   /** Worker-only processes serve no GraphQL, so they load no models. */
   get enabled(): boolean {

@@ -10,13 +10,14 @@
  *
  * Decoding errors come back as values (the reason and message of decodeEncoded), so the caller maps them
  * to BAD_USER_INPUT for the right image. A thread that dies fails its pending decodes and is started again
- * by the next one.
+ * by the next one. The server runs a few (`DecodeThreads`): WebAssembly decodes one image at a time per
+ * thread, so one thread would cap decoding at about 2,000 small JPEGs per second, below what a GPU serves.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ThreadCalls } from '../../common/thread-calls';
 import type { PassImage } from '../../training/backbones/pass';
 import type { RawImage } from '../../training/backbones/preprocess';
-import { decodeEncoded, DecodeFailure, DecodeResult, passImage, PassTarget } from './image-decode';
+import { decodeEncoded, DecodeFailure, DecodeResult, Decoder, passImage, PassDecoder, PassTarget } from './image-decode';
 
 type Request = { id: number; bytes: ArrayBuffer; maxPixels: number; target?: PassTarget };
 type Reply =
@@ -31,6 +32,13 @@ export class DecodeThread {
   private worker: Worker | undefined;
   private readonly calls = new ThreadCalls<{ image: PassImage } | DecodeFailure>();
   private closed = false;
+  /** Decodes sent to this thread so far (diagnostics). */
+  decodes = 0;
+
+  /** Decodes sent and not yet answered. */
+  get pending(): number {
+    return this.calls.pending;
+  }
 
   /** Decodes encoded bytes in the thread (the bytes are copied; the caller keeps its buffer). */
   decode = (bytes: Uint8Array, maxPixels: number): Promise<DecodeResult> => this.call(bytes, maxPixels) as Promise<DecodeResult>;
@@ -41,6 +49,7 @@ export class DecodeThread {
   private call(bytes: Uint8Array, maxPixels: number, target?: PassTarget): Promise<{ image: PassImage } | DecodeFailure> {
     if (this.closed) return Promise.reject(new Error('decode thread closed'));
     const worker = this.thread();
+    this.decodes++;
     const copy = new Uint8Array(bytes.length);
     copy.set(bytes);
     return this.calls.call((id) => worker.postMessage({ id, bytes: copy.buffer, maxPixels, target } satisfies Request, [copy.buffer]));
@@ -74,6 +83,31 @@ export class DecodeThread {
     worker.on('exit', (code) => fail(new Error(`decode thread exited with code ${code}`)));
     this.worker = worker;
     return worker;
+  }
+}
+
+/**
+ * Several decode threads, started as they are needed: each decode goes to the thread with the fewest
+ * decodes in flight (a lone request always to the first, whose thread is warm).
+ */
+export class DecodeThreads {
+  readonly threads: DecodeThread[];
+
+  constructor(size: number) {
+    this.threads = Array.from({ length: Math.max(1, size) }, () => new DecodeThread());
+  }
+
+  decode: Decoder = (bytes, maxPixels) => this.pick().decode(bytes, maxPixels);
+
+  decodeForPass: PassDecoder = (bytes, maxPixels, target) => this.pick().decodeForPass(bytes, maxPixels, target);
+
+  /** Lets every thread finish the decodes it holds, then ends them. */
+  async close(): Promise<void> {
+    await Promise.all(this.threads.map((t) => t.close()));
+  }
+
+  private pick(): DecodeThread {
+    return this.threads.reduce((best, t) => (t.pending < best.pending ? t : best));
   }
 }
 
