@@ -18,6 +18,8 @@ export interface AppConfig {
   artifactDir: string;
   logLevel: LogLevel;
   role: ProcessRole;
+  /** Engine for backbones: auto (ONNX Runtime, or TF.js when only TF.js has a GPU here), onnx or tfjs. */
+  backboneEngine: 'auto' | 'onnx' | 'tfjs';
   /**
    * On SIGTERM/SIGINT, how long HTTP keeps answering, with `Connection: close` and /health/ready at 503, so
    * that keep-alive clients and load balancers move away before the server stops accepting (at most).
@@ -158,6 +160,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     artifactDir: resolve(env.ARTIFACT_DIR || resolve(dataDir, 'artifacts')),
     logLevel: readEnum(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
     role: readEnum(env, 'PRIVATUNE_ROLE', ['all', 'api', 'worker'] as const, 'all'),
+    backboneEngine: readEnum(env, 'BACKBONE_ENGINE', ['auto', 'onnx', 'tfjs'] as const, 'auto'),
     shutdownDrainMs: readInt(env, 'SHUTDOWN_DRAIN_MS', 1000, 0, 5000),
     graphql: {
       introspection: readBool(env, 'GRAPHQL_INTROSPECTION', nodeEnv !== 'production'),

@@ -20,6 +20,9 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ GRAPHQL_INTROSPECTION: 'maybe' }), /GRAPHQL_INTROSPECTION must be true or false/);
     assert.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), /LOG_LEVEL must be one of debug, info, warn, error/);
     assert.throws(() => loadConfig({ NODE_ENV: 'staging' }), /NODE_ENV must be one of/);
+    assert.throws(() => loadConfig({ BACKBONE_ENGINE: 'gpu' }), /BACKBONE_ENGINE must be one of auto, onnx, tfjs/);
+    assert.equal(loadConfig({}).backboneEngine, 'auto');
+    assert.equal(loadConfig({ BACKBONE_ENGINE: 'tfjs' }).backboneEngine, 'tfjs');
   });
 
   it('never repeats a password in its messages', () => {

@@ -314,6 +314,25 @@ describe('model serving end to end', () => {
     await as(admin, 'mutation($i: ModelGrantInput!) { grantModelAccess(input: $i) { modelName } }', { i: { modelName: 'fashion', apiKeyId: clientId } });
   });
 
+  it('serves on TF.js when BACKBONE_ENGINE=tfjs (the GPU path of tfjs-node-gpu hosts), with ONNX Runtime\'s answers', async () => {
+    const tfjs = await startServer({ ...env(), PRIVATUNE_ROLE: 'api', BACKBONE_ENGINE: 'tfjs' });
+    try {
+      await waitReady(tfjs.url, 120_000);
+      const ready = tfjs.logs.map((l) => JSON.parse(l.startsWith('{') ? l : '{}')).find((e) => e.msg === 'model ready' && e.model === 'fashion@1');
+      assert.match(String(ready?.engine), /^tfjs\//, `fashion@1 ready on ${ready?.engine}`);
+      const images = [0, 1, 2, 3, 4, 5].map(png);
+      const [onTfjs, onOnnx] = await Promise.all([classify(client, { model: 'fashion@1', images, topK: 3 }, tfjs.url), classify(client, { model: 'fashion@1', images, topK: 3 })]);
+      assert.equal(onTfjs.errors, undefined, JSON.stringify(onTfjs.errors));
+      for (const [i, p] of onTfjs.data.classify.predictions.entries()) {
+        const q = onOnnx.data.classify.predictions[i];
+        assert.deepEqual(p.labels.map((l: { label: string }) => l.label), q.labels.map((l: { label: string }) => l.label), `image ${i}`);
+        p.labels.forEach((l: { probability: number }, k: number) => assert.ok(Math.abs(l.probability - q.labels[k].probability) < 1e-3, `image ${i} label ${k}`));
+      }
+    } finally {
+      await tfjs.stop('SIGKILL');
+    }
+  });
+
   it('answers bad input with clear BAD_USER_INPUT errors and stays up', async () => {
     const expectBad = async (input: Record<string, unknown>, reason: string, key = client) => {
       const res = await classify(key, { model: 'fashion@1', ...input });

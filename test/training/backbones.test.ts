@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
+  autoEngine,
   BackboneError,
   extractFeaturesFromRaw,
   initTensorBackend,
@@ -146,6 +147,13 @@ describe('built-in extractor', () => {
     assert.ok(maxAbsDiff(f, await onnx96.extract(x, 7)) <= 1e-5);
     assert.ok(f.every((v) => Number.isFinite(v) && v >= 0));
     assert.deepEqual(f, await extractFeaturesFromRaw(onnx96, imgs, { batchSize: 3 }));
+  });
+
+  test("'auto' takes TF.js only where TF.js alone has a GPU", async () => {
+    assert.equal(autoEngine({ onnxGpu: false, tfjsGpu: false }), 'onnx');
+    assert.equal(autoEngine({ onnxGpu: true, tfjsGpu: false }), 'onnx');
+    assert.equal(autoEngine({ onnxGpu: true, tfjsGpu: true }), 'onnx');
+    assert.equal(autoEngine({ onnxGpu: false, tfjsGpu: true }), 'tfjs');
   });
 
   test('out_relu gives n x 1280 (ONNX at 96 px, TF.js at 128 px)', async () => {

@@ -10,7 +10,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { BadInputError, ConflictError, NotFoundError } from '../../common/errors/domain-errors';
 import { OnnxExtractorThread, onnxThreadConfig } from './engines/onnx-thread';
-import { BackboneSpec, BUILTIN_BACKBONES, FeatureExtractor, getBuiltinBackbone, initTensorBackend, loadBackbone, TensorBackendInfo, validateBackboneSpec } from '.';
+import { BackboneSpec, BUILTIN_BACKBONES, EngineChoice, FeatureExtractor, getBuiltinBackbone, initTensorBackend, loadBackbone, TensorBackendInfo, validateBackboneSpec } from '.';
 
 @Injectable()
 export class BackbonesService implements OnApplicationShutdown {
@@ -47,7 +47,7 @@ export class BackbonesService implements OnApplicationShutdown {
     if (!/^[a-z0-9][a-z0-9_.-]{0,63}$/.test(spec.id)) throw new BadInputError('id must be 1-64 lower-case letters, digits, _ . - (starting with a letter or digit)', { field: 'id' });
     if (getBuiltinBackbone(spec.id)) throw new ConflictError(`backbone ${spec.id} is built in`);
     // Loading it once proves the files exist and run before anyone trains on it.
-    const fx = await loadBackbone(spec, { engine: 'auto', artifactDir: this.artifactDir() }).catch((err: Error) => {
+    const fx = await loadBackbone(spec, { engine: this.engineFor(spec), artifactDir: this.artifactDir() }).catch((err: Error) => {
       throw new BadInputError(`backbone cannot be loaded: ${err.message}`, { field: 'spec' });
     });
     await fx.dispose();
@@ -57,6 +57,11 @@ export class BackbonesService implements OnApplicationShutdown {
   }
 
   /** The tensor backend chosen at start (reported in health and metrics). */
+  /** BACKBONE_ENGINE where the backbone runs on both engines (Keras layers models); its only engine otherwise. */
+  private engineFor(spec: BackboneSpec): EngineChoice {
+    return spec.source.kind === 'onnx' || spec.source.kind === 'tfjs-graph' ? 'auto' : this.config.backboneEngine;
+  }
+
   tensorBackend(): Promise<TensorBackendInfo> {
     this.backendInfo ??= initTensorBackend();
     return this.backendInfo;
@@ -69,7 +74,7 @@ export class BackbonesService implements OnApplicationShutdown {
     if (!found) {
       found = this.tensorBackend().then(() =>
         loadBackbone(spec, {
-          engine: 'auto',
+          engine: this.engineFor(spec),
           featureLayer,
           inputSize,
           artifactDir: this.artifactDir(),

@@ -13,6 +13,7 @@ export { initTensorBackend, getTensorBackendInfo, type TensorBackendInfo, type T
 export { MOBILENET_V2_SPEC, MOBILENET_V2_ID } from './mobilenet-v2';
 export {
   loadBackbone,
+  autoEngine,
   validateBackboneSpec,
   resolveFeatureLayer,
   resolveInputSize,
@@ -25,6 +26,7 @@ export {
   DEFAULT_VERIFY_TOLERANCE,
   EXPORTER_VERSION,
   type LoadBackboneOptions,
+  type EngineFacts,
 } from './loader';
 export { preprocessImages, preprocessRawBatch, decodeImage, type RawImage, type RawImageBatch, type ImageInput } from './preprocess';
 export { extractFeaturesFromRaw, type ExtractImagesOptions } from './pipeline';

@@ -10,12 +10,13 @@
  *   and reports why in info.fallbackReason.
  * - tfjs-graph: TF.js only ('onnx' is refused with BACKBONE_ENGINE_UNAVAILABLE; 'auto' means TF.js).
  * - onnx: ONNX Runtime only ('tfjs' is refused; 'auto' means ONNX).
+ * For layers models 'auto' means ONNX Runtime, unless only TF.js has a GPU here (`autoEngine`).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createOnnxSession, OnnxExtractor, ort, type OnnxSessionResult } from './engines/onnx-extractor';
+import { createOnnxSession, OnnxExtractor, ort, preferredExecutionProviders, type OnnxSessionResult } from './engines/onnx-extractor';
 import { poolOutput, TfjsExtractor } from './engines/tfjs-extractor';
 import { buildFeatureLayersModel, type FeatureLayersModel, type WeightMap } from './layers-model';
 import { MOBILENET_V2_SPEC, mobilenetV2Source } from './mobilenet-v2';
@@ -30,6 +31,7 @@ import {
   type BackboneLogger,
   type BackboneSpec,
   type EngineChoice,
+  type EngineName,
   type ExtractorInfo,
   type FeatureExtractor,
   type FeatureLayerSpec,
@@ -202,6 +204,30 @@ export function getOrExportOnnx(
   return { path, cached: false };
 }
 
+/** What decides 'auto' on this host. */
+export interface EngineFacts {
+  /** ONNX Runtime sessions ask for a GPU provider (CUDA installed, or ORT_EXECUTION_PROVIDERS). */
+  onnxGpu: boolean;
+  /** TF.js computes on a GPU: its `tensorflow` backend comes from @tensorflow/tfjs-node-gpu. */
+  tfjsGpu: boolean;
+}
+
+/**
+ * 'auto' for a layers model: ONNX Runtime, which on CPU ran the built-in backbone 10-17x faster than
+ * tfjs-wasm (DESIGN.md), unless TF.js has a GPU and ONNX Runtime has none (the docker-compose `gpu-worker`
+ * image installs @tensorflow/tfjs-node-gpu, while onnxruntime-node's CUDA provider is not installed by
+ * default): then TF.js, on the GPU.
+ */
+export function autoEngine(facts: EngineFacts): EngineName {
+  return facts.tfjsGpu && !facts.onnxGpu ? 'tfjs' : 'onnx';
+}
+
+async function engineFacts(): Promise<EngineFacts & { tfjsPackage?: string }> {
+  const info = await initTensorBackend();
+  const tfjsPackage = info.backend === 'tensorflow' ? info.tried.find((a) => a.name === 'tensorflow' && a.ok)?.package : undefined;
+  return { onnxGpu: preferredExecutionProviders().some((p) => p !== 'cpu'), tfjsGpu: tfjsPackage === '@tensorflow/tfjs-node-gpu', tfjsPackage };
+}
+
 function onnxInfo(spec: BackboneSpec, layer: FeatureLayerSpec, size: number, s: OnnxSessionResult, batchSize: number, requested: EngineChoice, onnxPath: string): ExtractorInfo {
   return {
     backboneId: spec.id,
@@ -272,6 +298,13 @@ async function layersBackbone(spec: BackboneSpec, source: LayersSource, layer: F
     throw new BackboneError('BACKBONE_INVALID_SPEC', `feature layer ${layer.name} gives shape [${built.model.outputs[0].shape.join(', ')}], spec says dim ${layer.dim}`);
   }
   if (engine === 'tfjs') return layersExtractor(spec, layer, size, built, opts);
+  if (engine === 'auto') {
+    const facts = await engineFacts();
+    if (autoEngine(facts) === 'tfjs') {
+      log('info', 'backbone runs on TF.js: it has the GPU here, ONNX Runtime does not', { backbone: spec.id, layer: layer.name, size, tfjsPackage: facts.tfjsPackage });
+      return layersExtractor(spec, layer, size, built, opts);
+    }
+  }
 
   const artifactDir = opts.artifactDir ?? DEFAULT_ARTIFACT_DIR;
   const tolerance = opts.verifyTolerance ?? DEFAULT_VERIFY_TOLERANCE;

@@ -65,12 +65,17 @@ export interface OnnxSessionOptions {
   executionProviders?: string[];
 }
 
+/** The execution providers sessions ask for: ORT_EXECUTION_PROVIDERS, else CUDA when its provider library is installed, and CPU. */
+export function preferredExecutionProviders(): string[] {
+  const fromEnv = process.env.ORT_EXECUTION_PROVIDERS?.split(',').map((s) => s.trim()).filter(Boolean);
+  return fromEnv?.length ? fromEnv : cudaProviderInstalled() ? ['cuda', 'cpu'] : ['cpu'];
+}
+
 /** Creates an ONNX Runtime session from a file path or bytes. Throws BackboneError(BACKBONE_INVALID_MODEL) on bad files. */
 export async function createOnnxSession(model: string | Uint8Array, opts: OnnxSessionOptions = {}): Promise<OnnxSessionResult> {
   const o = ort();
   const threads = Math.max(1, opts.threads ?? availableParallelism());
-  const envEp = process.env.ORT_EXECUTION_PROVIDERS?.split(',').map((s) => s.trim()).filter(Boolean);
-  const preferred = opts.executionProviders ?? envEp ?? (cudaProviderInstalled() ? ['cuda', 'cpu'] : ['cpu']);
+  const preferred = opts.executionProviders ?? preferredExecutionProviders();
   const base: OrtTypes.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
