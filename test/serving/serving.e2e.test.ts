@@ -259,6 +259,14 @@ describe('model serving end to end', () => {
     assert.ok(metricSum(metricsAfter, 'privatune_inference_requests_total', (l) => l.includes('model="fashion"') && l.includes('outcome="ok"')) >= n * 2);
   });
 
+  it('exports every serving metric the provisioned Grafana dashboard queries', async () => {
+    const dashboard = JSON.parse(readFileSync(join(__dirname, '../../../deploy/grafana/dashboards/privatune.json'), 'utf8'));
+    const queried = new Set<string>(dashboard.panels.flatMap((p: any) => (p.targets ?? []).flatMap((t: any) => t.expr.match(/\bprivatune_(inference|serving)_[a-z0-9_]+/g) ?? [])));
+    assert.ok(queried.size >= 8, [...queried].join(', '));
+    const exported = new Set((await (await fetch(`${server.url}/metrics`)).text()).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
+    for (const name of queried) assert.ok(exported.has(name), `${name} is exported`);
+  });
+
   it('moves aliases atomically; a switch takes effect without restart', async () => {
     assert.equal(code(await as(engineer, 'mutation { setModelAlias(input: { model: "fashion@2", alias: "production" }) { ref } }')), 'MODEL_NOT_DEPLOYED');
     const bad = await as(engineer, 'mutation { setModelAlias(input: { model: "fashion@1", alias: "v2" }) { ref } }');
