@@ -37,7 +37,7 @@
  * --busy-images N (0 skips that part), --json.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -78,6 +78,47 @@ const log = (msg: string) => process.stderr.write(`${msg}\n`);
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+/** CPU ticks (1/100 s) and nice value of each thread of a process, from /proc (undefined elsewhere). */
+type ThreadCpu = Map<string, { ticks: number; nice: number }>;
+
+function threadCpu(pid: number): ThreadCpu | undefined {
+  try {
+    const threads: ThreadCpu = new Map();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        threads.set(tid, { ticks: Number(f[11]) + Number(f[12]), nice: Number(f[16]) });
+      } catch {
+        /* the thread ended */
+      }
+    }
+    return threads;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Server CPU milliseconds per request over a window, split by thread: the event loop (the main thread), the
+ * niced threads (forward passes under load, SERVING_BACKBONE_NICE) and the rest (decode threads, the solo
+ * pass, libuv's pool, V8's helpers).
+ */
+function cpuPerRequest(before: ThreadCpu, after: ThreadCpu, pid: number, requests: number) {
+  const ms = (select: (tid: string, nice: number) => boolean) => {
+    let ticks = 0;
+    for (const [tid, t] of after) if (select(tid, t.nice)) ticks += t.ticks - (before.get(tid)?.ticks ?? 0);
+    return (ticks * 10) / Math.max(1, requests);
+  };
+  const main = String(pid);
+  return {
+    totalMs: ms(() => true),
+    eventLoopMs: ms((tid) => tid === main),
+    nicedMs: ms((tid, nice) => tid !== main && nice > 0),
+    otherMs: ms((tid, nice) => tid !== main && nice <= 0),
+  };
 }
 
 async function databaseUrl(): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -250,6 +291,11 @@ async function main(): Promise<void> {
       const latencies: number[] = [];
       let done = 0;
       let next = 0;
+      // The server's CPU over the measured window, per thread (Linux).
+      let cpuStart: ThreadCpu | undefined;
+      let cpuEnd: ThreadCpu | undefined;
+      const t0 = setTimeout(() => (cpuStart = threadCpu(server!.pid!)), 1500);
+      const t1 = setTimeout(() => (cpuEnd = threadCpu(server!.pid!)), 1500 + SECONDS * 1000);
       await Promise.all(
         Array.from({ length: c }, async () => {
           for (;;) {
@@ -264,8 +310,11 @@ async function main(): Promise<void> {
           }
         }),
       );
+      clearTimeout(t0);
+      clearTimeout(t1);
       latencies.sort((a, b) => a - b);
-      return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), requests: done };
+      const cpu = cpuStart && cpuEnd ? cpuPerRequest(cpuStart, cpuEnd, server!.pid!, done) : undefined;
+      return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), requests: done, cpu };
     };
 
     // JPEG decoding alone: images/s with up to 4 decodes in flight (the server's default decode slots).
@@ -421,6 +470,13 @@ async function main(): Promise<void> {
     }
     console.log(`| JPEG decode alone (the server's decoder, 4 at once, this process; p50: one at a time) | - | ${f(decodePerSecond)} | ${f(decodeSingleMs, 2)} | - | - | - | - |`);
     console.log('');
+    if (report.graphql.some((r) => r.cpu)) {
+      console.log('Server CPU per classify request (one image), from /proc over each measured window:\n');
+      console.log('| concurrency | total ms | event loop ms | niced pass threads ms | other threads ms (decode, solo pass, libuv, V8) |');
+      console.log('|---:|---:|---:|---:|---:|');
+      for (const r of report.graphql) if (r.cpu) console.log(`| ${r.concurrency} | ${f(r.cpu.totalMs, 2)} | ${f(r.cpu.eventLoopMs, 2)} | ${f(r.cpu.nicedMs, 2)} | ${f(r.cpu.otherMs, 2)} |`);
+      console.log('');
+    }
     if (d) console.log(`while the finetune extracts (${f(d.extractedPerSecond)} images/s of features), relative to the same concurrency idle: images/s x${f(d.imagesPerSecondOverIdle, 2)}, p50 x${f(d.p50OverIdle, 2)}, p99 x${f(d.p99OverIdle, 2)}`);
     console.log(
       `p50 at concurrency 1 / raw single-image time around it: ${f(report.p50AtC1OverRawSingle, 2)} (target <= 1.5; bound (raw single + decode + floor p50 at concurrency 1) / raw single: >= ${f(report.p50AtC1Bound, 2)}); mean server batch ${f(report.meanServerBatch, 2)} images`,
