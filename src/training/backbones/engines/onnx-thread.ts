@@ -186,7 +186,10 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
       // serializes a busy server; a session that runs only when the backbone is otherwise idle (the solo
       // serving pass) or in a process without an API (training extraction in a worker) spins, because
       // waking a sleeping pool thread for every layer is slow (on a 2-core VM at 224 px a lone pass takes
-      // 3.0-3.6 ms without spinning, 2.1-2.5 ms with it).
+      // 3.0-3.6 ms without spinning, 2.1-2.5 ms with it). Spinning stops when the pass returns
+      // (`force_spinning_stop`): otherwise the pool threads went on spinning after each solo pass, taking
+      // the cores from the narrow passes, decoding and HTTP that followed it (bench:serving at concurrency 8:
+      // 259-280 -> 303-308 images/s, server CPU per request 6.4-6.8 -> 5.5 ms).
       const spin = cfg.spin === true && threads > 1 ? '1' : '0';
       const session = await o.InferenceSession.create(cfg.onnxPath, {
         intraOpNumThreads: threads,
@@ -194,7 +197,7 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
         executionProviders: providers,
-        extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: '0' } } },
+        extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: '0' }, force_spinning_stop: spin } },
       });
       extractor = new OnnxExtractor(
         cfg.spec,
