@@ -41,7 +41,9 @@ export class DecodeThread {
   }
 
   /** Decodes encoded bytes in the thread (the bytes are copied; the caller keeps its buffer). */
-  decode = (bytes: Uint8Array, maxPixels: number): Promise<DecodeResult> => this.call(bytes, maxPixels) as Promise<DecodeResult>;
+  decode = (bytes: Uint8Array, maxPixels: number): Promise<DecodeResult> =>
+    // Without a target the thread answers with the pixels as decoded, never a preprocessed tensor.
+    this.call(bytes, maxPixels) as Promise<DecodeResult>;
 
   /** Decodes in the thread, and there too preprocesses an image larger than its preprocessed form (`passImage`). */
   decodeForPass = (bytes: Uint8Array, maxPixels: number, target: PassTarget): Promise<{ image: PassImage } | DecodeFailure> => this.call(bytes, maxPixels, target);
