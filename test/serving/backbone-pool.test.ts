@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { BackbonePool } from '../../src/serving/inference/backbone-pool';
-import { preprocessOne } from '../../src/serving/inference/image-input';
+import { preprocessOne } from '../../src/serving/inference/image-decode';
 import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, PassImage, preprocessPass, preprocessRawBatch, RawImage } from '../../src/training/backbones';
 import { OnnxExtractorThread, onnxThreadConfig } from '../../src/training/backbones/engines/onnx-thread';
 

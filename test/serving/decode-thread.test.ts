@@ -8,8 +8,8 @@ import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { BadInputError } from '../../src/common/errors/domain-errors';
 import { DecodeThread, DecodeThreads } from '../../src/serving/inference/decode-thread';
-import { decodeEncoded } from '../../src/serving/inference/image-decode';
-import { checkImage, decodeChecked, prepareChecked, preprocessOne } from '../../src/serving/inference/image-input';
+import { decodeEncoded, preprocessOne } from '../../src/serving/inference/image-decode';
+import { checkImage, decodeChecked, prepareChecked } from '../../src/serving/inference/image-input';
 import { MOBILENET_V2_SPEC } from '../../src/training/backbones';
 
 const limits = { maxImageBytes: 1 << 20, maxImagePixels: 512 * 512 };

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { BadInputError } from '../../src/common/errors/domain-errors';
-import { checkImage, decodeBase64, decodeChecked, preprocessOne } from '../../src/serving/inference/image-input';
+import { preprocessOne } from '../../src/serving/inference/image-decode';
+import { checkImage, decodeBase64, decodeChecked } from '../../src/serving/inference/image-input';
 import { decodeImage, MOBILENET_V2_SPEC } from '../../src/training/backbones';
 import { parseModelRef } from '../../src/serving/models/model-ref';
 

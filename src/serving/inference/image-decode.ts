@@ -34,7 +34,12 @@ export type PassDecoder = (bytes: Uint8Array, maxPixels: number, target: PassTar
  */
 export function passImage(raw: RawImage, target: PassTarget): PassImage {
   const { inputSize, preprocessing } = target;
-  return raw.width * raw.height * raw.channels <= inputSize * inputSize * 3 * 4 ? raw : preprocessRawBatch({ ...raw, n: 1 }, inputSize, preprocessing);
+  return raw.width * raw.height * raw.channels <= inputSize * inputSize * 3 * 4 ? raw : preprocessOne(raw, inputSize, preprocessing);
+}
+
+/** Raw pixels -> one preprocessed image (inputSize x inputSize x 3 float32) per the backbone's spec. */
+export function preprocessOne(raw: RawImage, inputSize: number, pre: PreprocessingSpec): Float32Array {
+  return preprocessRawBatch({ ...raw, n: 1 }, inputSize, pre);
 }
 
 /** decodeEncoded, then passImage, on the calling thread. */

@@ -11,7 +11,7 @@
  * preprocessed form, else in the serving thread that runs the pass.
  */
 import { BadInputError } from '../../common/errors/domain-errors';
-import { preprocessRawBatch, type PassImage, type PreprocessingSpec, type RawImage } from '../../training/backbones';
+import type { PassImage, RawImage } from '../../training/backbones';
 import { decodeEncoded, decodeForPass, passImage, type DecodeFailure, type Decoder, type PassDecoder, type PassTarget } from './image-decode';
 
 export interface ImageInputLike {
@@ -136,11 +136,6 @@ function encodedBytes(img: CheckedImage, index: number): Buffer {
 function decoded<T>(r: { image: T } | DecodeFailure, index: number): T {
   if ('reason' in r) throw bad(index, r.reason, r.message);
   return r.image;
-}
-
-/** Raw pixels -> one preprocessed image (inputSize x inputSize x 3 float32) per the backbone's spec. */
-export function preprocessOne(raw: RawImage, inputSize: number, pre: PreprocessingSpec): Float32Array {
-  return preprocessRawBatch({ ...raw, n: 1 }, inputSize, pre);
 }
 
 /** Bounds how many images are decoded at once (each decoded image holds up to maxImagePixels x 4 bytes). */

@@ -56,12 +56,12 @@ export class BackbonesService implements OnApplicationShutdown {
     return spec;
   }
 
-  /** The tensor backend chosen at start (reported in health and metrics). */
   /** BACKBONE_ENGINE where the backbone runs on both engines (Keras layers models); its only engine otherwise. */
   private engineFor(spec: BackboneSpec): EngineChoice {
     return spec.source.kind === 'onnx' || spec.source.kind === 'tfjs-graph' ? 'auto' : this.config.backboneEngine;
   }
 
+  /** The tensor backend chosen at start (reported in health and metrics). */
   tensorBackend(): Promise<TensorBackendInfo> {
     this.backendInfo ??= initTensorBackend();
     return this.backendInfo;
