@@ -20,6 +20,11 @@
  * decoding and the floor one after the other, a bound on p50 at concurrency 1 over the raw single image:
  * (raw single + decode one at a time + floor p50 at concurrency 1) / raw single.
  *
+ * For each GraphQL level it also reads, over the measured window, the server's CPU per request from /proc
+ * (event loop, niced pass threads, the rest) and its own serving histograms from /metrics (mean classify
+ * time, queue time, forward pass time, images per pass), so that a latency can be split into what the
+ * client sees, what the service spends, and what the pass takes.
+ *
  * Then the same clients at concurrency 8 while a second finetune (--busy-images, default 6000 images at
  * the model's input size) extracts features in the server process, as in the default PRIVATUNE_ROLE=all:
  * images/s, p50 and p99 relative to the idle run at that concurrency.
@@ -120,6 +125,40 @@ function cpuPerRequest(before: ThreadCpu, after: ThreadCpu, pid: number, request
     nicedMs: ms((tid, nice) => tid !== main && nice > 0),
     otherMs: ms((tid, nice) => tid !== main && nice <= 0),
   };
+}
+
+/** Sum and count of each serving histogram on the server (over all label sets), from its /metrics. */
+const HISTOGRAMS = {
+  request: 'privatune_inference_request_duration_seconds',
+  queue: 'privatune_inference_queue_time_seconds',
+  compute: 'privatune_inference_compute_time_seconds',
+  batch: 'privatune_inference_batch_size',
+} as const;
+type ServerTimings = Record<keyof typeof HISTOGRAMS, { sum: number; count: number }>;
+
+async function serverTimings(base: string): Promise<ServerTimings | undefined> {
+  try {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const total = (series: string) => {
+      let v = 0;
+      for (const m of text.matchAll(new RegExp(`^${series}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) v += Number(m[1]);
+      return v;
+    };
+    const out = {} as ServerTimings;
+    for (const [k, name] of Object.entries(HISTOGRAMS)) out[k as keyof ServerTimings] = { sum: total(`${name}_sum`), count: total(`${name}_count`) };
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Inside the server over a window (its own histograms): mean classify time (admission to answer: decoding,
+ * queueing, the pass, the head), mean queue time per image, mean forward pass time, images per pass.
+ */
+function timingsBetween(a: ServerTimings, b: ServerTimings) {
+  const mean = (k: keyof ServerTimings, scale: number) => ((b[k].sum - a[k].sum) / Math.max(1, b[k].count - a[k].count)) * scale;
+  return { classifyMs: mean('request', 1000), queueMs: mean('queue', 1000), passMs: mean('compute', 1000), imagesPerPass: mean('batch', 1) };
 }
 
 async function databaseUrl(): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -294,8 +333,17 @@ async function main(): Promise<void> {
       // The server's CPU over the measured window, per thread (Linux).
       let cpuStart: ThreadCpu | undefined;
       let cpuEnd: ThreadCpu | undefined;
-      const t0 = setTimeout(() => (cpuStart = threadCpu(server!.pid!)), 1500);
-      const t1 = setTimeout(() => (cpuEnd = threadCpu(server!.pid!)), 1500 + SECONDS * 1000);
+      // And the server's own timings over the same window (from /metrics).
+      let timingsStart: Promise<ServerTimings | undefined> = Promise.resolve(undefined);
+      let timingsEnd: Promise<ServerTimings | undefined> = Promise.resolve(undefined);
+      const t0 = setTimeout(() => {
+        cpuStart = threadCpu(server!.pid!);
+        timingsStart = serverTimings(base);
+      }, 1500);
+      const t1 = setTimeout(() => {
+        cpuEnd = threadCpu(server!.pid!);
+        timingsEnd = serverTimings(base);
+      }, 1500 + SECONDS * 1000);
       await Promise.all(
         Array.from({ length: c }, async () => {
           for (;;) {
@@ -314,7 +362,10 @@ async function main(): Promise<void> {
       clearTimeout(t1);
       latencies.sort((a, b) => a - b);
       const cpu = cpuStart && cpuEnd ? cpuPerRequest(cpuStart, cpuEnd, server!.pid!, done) : undefined;
-      return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), requests: done, cpu };
+      const [ts, te] = await Promise.all([timingsStart, timingsEnd]);
+      const inside = ts && te ? timingsBetween(ts, te) : undefined;
+      const meanMs = latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length);
+      return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), meanMs, requests: done, cpu, inside };
     };
 
     // JPEG decoding alone: images/s with up to 4 decodes in flight (the server's default decode slots).
@@ -481,14 +532,27 @@ async function main(): Promise<void> {
       for (const r of report.graphql) if (r.cpu) console.log(`| ${r.concurrency} | ${f(r.cpu.totalMs, 2)} | ${f(r.cpu.eventLoopMs, 2)} | ${f(r.cpu.nicedMs, 2)} | ${f(r.cpu.otherMs, 2)} |`);
       console.log('');
     }
+    if (report.graphql.some((r) => r.inside)) {
+      console.log('Inside the server, from its own histograms over each measured window (means; classify = admission to answer: decoding, queueing, the pass, the head; the rest of the client latency is the client, HTTP, the API-key check and GraphQL):\n');
+      console.log('| concurrency | client latency ms | classify ms | queue ms per image | forward pass ms | images per pass |');
+      console.log('|---:|---:|---:|---:|---:|---:|');
+      for (const r of report.graphql) {
+        if (r.inside) console.log(`| ${r.concurrency} | ${f(r.meanMs, 2)} | ${f(r.inside.classifyMs, 2)} | ${f(r.inside.queueMs, 2)} | ${f(r.inside.passMs, 2)} | ${f(r.inside.imagesPerPass, 2)} |`);
+      }
+      console.log('');
+    }
     if (d) console.log(`while the finetune extracts (${f(d.extractedPerSecond)} images/s of features), relative to the same concurrency idle: images/s x${f(d.imagesPerSecondOverIdle, 2)}, p50 x${f(d.p50OverIdle, 2)}, p99 x${f(d.p99OverIdle, 2)}`);
     console.log(
       `p50 at concurrency 1 / raw single-image time around it: ${f(report.p50AtC1OverRawSingle, 2)} (target <= 1.5; bound (raw single + decode + floor p50 at concurrency 1) / raw single: >= ${f(report.p50AtC1Bound, 2)}); mean server batch ${f(report.meanServerBatch, 2)} images`,
     );
   } finally {
-    server?.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
-    server?.kill('SIGKILL');
+    if (server && server.exitCode === null) {
+      // A graceful stop (up to 10 s) lets --cpu-prof in BENCH_SERVER_NODE_ARGS write the main thread's profile.
+      const exited = new Promise((r) => server!.once('exit', r));
+      server.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      server.kill('SIGKILL');
+    }
     await db.stop().catch(() => undefined);
   }
 }
