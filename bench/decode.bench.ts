@@ -2,7 +2,7 @@
  * JPEG decoding for serving: `npm run bench:decode` (= node dist/bench/decode.bench.js after a build).
  *
  * For photo-like JPEGs (gradients and seeded noise, 4:2:0, qualities 75 and 92) from 224 x 224 to
- * 1024 x 768: the CPU time per image of mozjpeg in WebAssembly (jpeg-wasm.ts) and of sharp (libvips, on
+ * 1024 x 768: the CPU time per image of libjpeg-turbo in WebAssembly (jpeg-wasm.ts) and of sharp (libvips, on
  * libuv's pool), one image at a time in this process, their ratio (the baseline is sharp, measured in the
  * same run, alternating), and which of the two the server's decoder (decodeEncoded) picks for that size;
  * then images/s with 8 decodes in flight through the server's decode threads (as many as the server
@@ -16,7 +16,7 @@ import { availableParallelism } from 'node:os';
 import { cpuUsage } from 'node:process';
 import sharp from 'sharp';
 import { DecodeThreads } from '../src/serving/inference/decode-thread';
-import { decodeJpegWasm, jpegWasm, readJpegHeader, WASM_MAX_PIXELS, wasmDecodable } from '../src/serving/inference/jpeg-wasm';
+import { jpegWasm, readJpegHeader, WASM_MAX_PIXELS, wasmDecodable } from '../src/serving/inference/jpeg-wasm';
 
 const args = process.argv.slice(2);
 const MS = Number(args[args.indexOf('--ms') + 1] || 1500);
@@ -92,9 +92,9 @@ async function main(): Promise<void> {
       const jpeg = await sharp(base).jpeg({ quality }).toBuffer();
       const header = readJpegHeader(jpeg);
       // Alternating halves, so that both decoders see the same machine.
-      const wasmMs = [await cpuPerImage(() => decodeJpegWasm(wasm, jpeg), MS / 2)];
+      const wasmMs = [await cpuPerImage(() => wasm.decode(jpeg), MS / 2)];
       const sharpMs = [await cpuPerImage(() => sharp(jpeg).raw().toBuffer(), MS / 2)];
-      wasmMs.push(await cpuPerImage(() => decodeJpegWasm(wasm, jpeg), MS / 2));
+      wasmMs.push(await cpuPerImage(() => wasm.decode(jpeg), MS / 2));
       sharpMs.push(await cpuPerImage(() => sharp(jpeg).raw().toBuffer(), MS / 2));
       const mean = (a: number[]) => (a[0] + a[1]) / 2;
       const serverPerSecond = await throughput(() => thread.decode(jpeg, 1 << 26), 8, MS);

@@ -4,10 +4,14 @@
  * accept (CMYK, ICC profiles, large images, corrupt or truncated data) gets sharp's answer, as before.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { decodeEncoded } from '../../src/serving/inference/image-decode';
-import { readJpegHeader, WASM_MAX_PIXELS, wasmDecodable } from '../../src/serving/inference/jpeg-wasm';
+import { jpegWasm, readJpegHeader, WASM_MAX_PIXELS, wasmDecodable } from '../../src/serving/inference/jpeg-wasm';
+
+const SUBSAMPLING_FIXTURES = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'jpeg-subsampling');
 
 function pixels(width: number, height: number, channels: 1 | 3, seed: number): sharp.Sharp {
   const raw = Buffer.alloc(width * height * channels);
@@ -42,7 +46,7 @@ function assertSame(r: Awaited<ReturnType<typeof both>>, name: string): void {
 describe('JPEG decoding in WebAssembly', () => {
   it('gives sharp’s pixels for qualities, chroma subsamplings, progressive scans, gray, odd sizes and the largest size it takes', async () => {
     const cases: [string, Buffer][] = [];
-    for (const [w, h] of [[224, 224], [223, 97], [17, 5], [320, 320]]) {
+    for (const [w, h] of [[224, 224], [223, 97], [17, 5], [512, 512]]) {
       for (const quality of [50, 90, 100]) {
         for (const chromaSubsampling of ['4:2:0', '4:4:4']) {
           for (const progressive of [false, true]) {
@@ -54,9 +58,19 @@ describe('JPEG decoding in WebAssembly', () => {
     cases.push(['gray', await pixels(100, 60, 1, 3).toColourspace('b-w').jpeg({ quality: 80 }).toBuffer()]);
     cases.push(['gray progressive', await pixels(100, 60, 1, 4).toColourspace('b-w').jpeg({ progressive: true }).toBuffer()]);
     cases.push(['mozjpeg encoder settings', await pixels(200, 150, 3, 5).jpeg({ mozjpeg: true }).toBuffer()]);
+    for (const file of readdirSync(SUBSAMPLING_FIXTURES).filter((f) => f.endsWith('.jpg'))) {
+      cases.push([`cjpeg ${file}`, readFileSync(join(SUBSAMPLING_FIXTURES, file))]);
+    }
+    assert.ok(cases.length >= 60, 'the chroma subsampling fixtures are there');
+    const wasm = await jpegWasm();
     for (const [name, jpeg] of cases) {
       const header = readJpegHeader(jpeg);
       assert.ok(header && wasmDecodable(header), `${name} takes the WebAssembly path`);
+      // The decoder itself, not decodeEncoded, which would hide a failure behind sharp's answer.
+      const image = wasm.decode(jpeg);
+      const theirs = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
+      assert.deepEqual([image.width, image.height, image.channels], [theirs.info.width, theirs.info.height, theirs.info.channels], name);
+      assert.ok(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.length).equals(theirs.data), `${name}: pixels differ from sharp's`);
       assertSame(await both(jpeg), name);
     }
   });
@@ -86,6 +100,22 @@ describe('JPEG decoding in WebAssembly', () => {
     assertSame(await both(Buffer.concat([jpeg, Buffer.alloc(10)])), 'trailing zeros');
     const big = await decodeEncoded(jpeg, 224 * 224 - 1);
     assert.equal('reason' in big && big.reason, 'IMAGE_TOO_LARGE');
+  });
+
+  it('refuses what libjpeg warns about or aborts on, and decodes the next JPEG as before, however many came first', async () => {
+    const wasm = await jpegWasm();
+    const jpeg = await pixels(64, 48, 3, 13).jpeg({ quality: 85 }).toBuffer();
+    const expected = await sharp(jpeg).raw().toBuffer();
+    // A premature end: libjpeg warns and pads the image with gray; sharp refuses it, so must this decoder.
+    assert.throws(() => wasm.decode(jpeg.subarray(0, jpeg.length >> 1)), /libjpeg warned or failed/);
+    // A Huffman table that overflows its code space: libjpeg's fatal error exit, which this build cannot longjmp out of.
+    const dht = jpeg.indexOf(Buffer.from([0xff, 0xc4]));
+    assert.ok(dht > 0);
+    const bogus = Buffer.from(jpeg);
+    bogus.fill(0xff, dht + 5, dht + 21); // 255 codes of every length
+    for (let i = 0; i < 300; i++) assert.throws(() => wasm.decode(bogus), /libjpeg error/);
+    const again = wasm.decode(jpeg);
+    assert.ok(Buffer.from(again.data.buffer, again.data.byteOffset, again.data.length).equals(expected), 'a good JPEG after 300 aborted decodes');
   });
 
   it('reads frame headers, and nothing from what is not a JPEG', async () => {

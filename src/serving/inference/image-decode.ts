@@ -6,7 +6,7 @@
 import type { PassImage } from '../../training/backbones/pass';
 import { preprocessRawBatch, type RawImage } from '../../training/backbones/preprocess';
 import type { PreprocessingSpec } from '../../training/backbones/types';
-import { decodeJpegWasm, jpegWasm, readJpegHeader, wasmDecodable } from './jpeg-wasm';
+import { jpegWasm, readJpegHeader, wasmDecodable } from './jpeg-wasm';
 
 /** Why an image has no pixels. */
 export type DecodeFailure = { reason: 'IMAGE_TOO_LARGE' | 'IMAGE_UNDECODABLE'; message: string };
@@ -49,8 +49,8 @@ export const decodeForPass: PassDecoder = async (bytes, maxPixels, target) => {
 };
 
 /**
- * Decodes to raw uint8 pixels: small plain JPEGs (up to 320 x 320 pixels) in WebAssembly on this thread
- * (jpeg-wasm.ts: the same pixels as sharp, at 0.55-0.9x of its CPU), everything else in one
+ * Decodes to raw uint8 pixels: plain JPEGs up to 512 x 512 pixels in WebAssembly on this thread
+ * (jpeg-wasm.ts: the same pixels as sharp, at 0.4-0.9x of its CPU), everything else in one
  * libvips pass. Images above the pixel limit are refused from their header (sharp's limitInputPixels)
  * before any pixel is decoded. Channel handling is the training path's (decodeImage): gray, RGB and RGBA
  * kept; gray + alpha keeps the gray.
@@ -60,7 +60,7 @@ export const decodeEncoded: Decoder = async (bytes, maxPixels) => {
   if (jpeg && wasmDecodable(jpeg)) {
     if (jpeg.width * jpeg.height > maxPixels) return tooLarge(maxPixels);
     try {
-      return { image: decodeJpegWasm(await jpegWasm(), bytes) };
+      return { image: (await jpegWasm()).decode(bytes) };
     } catch {
       // Corrupt, or decoded with warnings: sharp gives its own verdict below, as for any image.
     }

@@ -1,12 +1,12 @@
 /**
- * Plain JPEGs decoded by mozjpeg compiled to WebAssembly (the jSquash project's build, `@jsquash/jpeg`),
- * synchronously on the calling thread. For a 224 px JPEG, sharp's fixed cost per call (building a libvips
- * pipeline from ~150 options, handing it to libuv's pool and libvips' workers) is most of its work:
- * 2.0-2.2 ms of CPU per image across its threads against 0.7-1.3 ms here (depending on the image),
- * measured on this project's 2-core VM (docs/benchmarks.md). mozjpeg is also the JPEG library of sharp's libvips, and the default
- * decoding settings are the same (accurate integer IDCT, smooth chroma upsampling), so the pixels equal
- * sharp's; test/serving/jpeg-wasm.test.ts checks that on qualities, chroma subsamplings, progressive,
- * gray and odd sizes.
+ * Plain JPEGs decoded by libjpeg-turbo compiled to WebAssembly (the build shipped in `@cwasm/jpeg-turbo`,
+ * libjpeg-turbo 2.0 without SIMD), synchronously on the calling thread, through its TurboJPEG functions.
+ * For a 224 px JPEG, sharp's fixed cost per call (building a libvips pipeline from ~150 options, handing it
+ * to libuv's pool and libvips' workers) is most of its work; here there is none (docs/benchmarks.md).
+ * Decoding uses libjpeg's defaults, as sharp's libvips (mozjpeg) does: the accurate integer IDCT and smooth
+ * ("fancy") chroma upsampling, so the pixels equal sharp's; test/serving/jpeg-wasm.test.ts checks that on
+ * qualities, every chroma subsampling, progressive scans, gray and odd sizes. (The mozjpeg build used before
+ * upsampled 4:4:0 JPEGs differently from sharp.)
  *
  * Only what is known to decode the same takes this path: 8-bit baseline or progressive JPEGs with one
  * (gray) or three (YCbCr) components, no embedded ICC profile (sharp converts those to sRGB), no Adobe
@@ -19,11 +19,11 @@ import type { RawImage } from '../../training/backbones';
 /**
  * Above this many pixels sharp costs less CPU: its fixed cost per call no longer dominates, and
  * WebAssembly's IDCT (no SIMD) is slower per pixel. `npm run bench:decode` on photo-like JPEGs, CPU per
- * image against sharp's, four runs: 0.55-0.73x at 224-256 px, 0.78-0.96x at 320 px, 0.87-1.23x at 352 px,
- * 1.05-1.39x at 384 px, 1.3-2.3x at 640 x 480 and 1024 x 768. WebAssembly also decodes one image at a time
- * in the decode thread, where sharp spreads images over libuv's pool.
+ * image against sharp's (2026-11-29, sixth session): 0.38-0.44x at 224 px, 0.56-0.57x at 320 px, 0.61-0.68x
+ * at 352-384 px, 0.70-0.75x at 448 px, 0.85-0.94x at 512 px, 1.01x at 640 x 480, 1.3-1.45x at 1024 x 768.
+ * (With the mozjpeg build used before, the crossing was at 320-352 px.)
  */
-export const WASM_MAX_PIXELS = 320 * 320;
+export const WASM_MAX_PIXELS = 512 * 512;
 
 export interface JpegHeader {
   width: number;
@@ -79,13 +79,20 @@ export function wasmDecodable(h: JpegHeader): boolean {
   );
 }
 
-interface MozJpegModule {
-  /** RGBA pixels, or null when the data cannot be decoded. */
-  decode(data: Uint8Array, preserveOrientation: boolean): { data: Uint8ClampedArray; width: number; height: number } | null;
+/** The TurboJPEG functions the module exports (pointers are offsets into its memory). */
+interface TurboJpegExports {
+  memory: { buffer: ArrayBuffer };
+  malloc(size: number): number;
+  free(ptr: number): void;
+  tjInitDecompress(): number;
+  tjDestroy(handle: number): number;
+  tjDecompressHeader3(handle: number, src: number, size: number, width: number, height: number, subsampling: number, colorspace: number): number;
+  tjDecompress2(handle: number, src: number, size: number, dst: number, width: number, pitch: number, height: number, pixelFormat: number, flags: number): number;
 }
 
-/** libjpeg's warnings (a premature end, corrupt data) during the current decode: sharp fails on them, so must this path. */
-let warnings: string[] = [];
+const TJPF_RGB = 0;
+/** No flags: the accurate integer IDCT and fancy upsampling, libjpeg's defaults and sharp's. */
+const TJ_DEFAULTS = 0;
 
 /** The part of the WebAssembly global used here (this project compiles without the DOM typings that declare it). */
 interface WasmApi {
@@ -94,48 +101,113 @@ interface WasmApi {
 }
 const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-let loading: Promise<MozJpegModule> | undefined;
-
-/** The decoder, instantiated once per thread from the package's files (never fetched). */
-export function jpegWasm(): Promise<MozJpegModule> {
-  loading ??= (async () => {
-    const wasm = new wasmApi.Module(readFileSync(require.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm')));
-    // An ES module, loaded with require (Node >= 20.19, see package.json engines).
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const factory = (require('@jsquash/jpeg/codec/dec/mozjpeg_dec.js') as { default: (opts: object) => Promise<MozJpegModule> }).default;
-    return factory({
-      noInitialRun: true,
-      // libjpeg reports warnings on stderr; collected instead, per decode.
-      printErr: (message: string) => warnings.push(message),
-      print: (message: string) => warnings.push(message),
-      instantiateWasm: (imports: object, done: (instance: { exports: object }) => void) => {
-        const instance = new wasmApi.Instance(wasm, imports);
-        done(instance);
-        return instance.exports;
-      },
-    });
-  })();
-  loading.catch(() => (loading = undefined));
-  return loading;
-}
+/** Thrown out of the module by libjpeg's error exit (it would longjmp back into TurboJPEG). */
+class JpegAbort extends Error {}
 
 /**
- * Decodes a JPEG that `wasmDecodable` accepted: RGB pixels, as sharp gives them (gray JPEGs come back as
- * RGB from sharp too). Throws when the data is corrupt or libjpeg warned (e.g. a premature end): the
- * caller then leaves the image to sharp, which decides as it always has.
+ * One libjpeg-turbo instance and its decompressor. libjpeg reports a fatal error by longjmp, which this
+ * build imports: it is answered by throwing out of the module, which leaves the instance's C stack and
+ * the decompressor in an unknown state, so an instance that threw is dropped and the next decode makes a
+ * fresh one (corrupt JPEGs are rare, and go to sharp anyway). A warning (corrupt data that libjpeg decodes
+ * around, a premature end) makes TurboJPEG return an error status: that decode is refused too, because
+ * sharp refuses those images. Nothing is printed (TurboJPEG keeps its messages); should anything be written
+ * through the WASI stderr import, the decode is refused as well.
  */
-export function decodeJpegWasm(mozjpeg: MozJpegModule, bytes: Uint8Array): RawImage {
-  warnings = [];
-  const out = mozjpeg.decode(bytes, false);
-  if (!out) throw new Error('corrupt JPEG data');
-  if (warnings.length > 0) throw new Error(`JPEG decoded with warnings: ${warnings.join('; ')}`);
-  const { width, height } = out;
-  const rgba = out.data;
-  const rgb = new Uint8Array(width * height * 3);
-  for (let p = 0, s = 0; s < rgba.length; s += 4, p += 3) {
-    rgb[p] = rgba[s];
-    rgb[p + 1] = rgba[s + 1];
-    rgb[p + 2] = rgba[s + 2];
+export class JpegWasmDecoder {
+  private state: { exports: TurboJpegExports; handle: number } | undefined;
+  /** What libjpeg wrote to stderr during the current decode. */
+  private printed: string[] = [];
+
+  constructor(private readonly module: object) {}
+
+  decode(bytes: Uint8Array): RawImage {
+    const { exports: e, handle } = (this.state ??= this.instantiate());
+    this.printed = [];
+    let src = 0;
+    let meta = 0;
+    let dst = 0;
+    try {
+      src = e.malloc(bytes.length);
+      meta = e.malloc(16);
+      if (!src || !meta) throw new Error('out of WebAssembly memory');
+      new Uint8Array(e.memory.buffer, src, bytes.length).set(bytes);
+      if (e.tjDecompressHeader3(handle, src, bytes.length, meta, meta + 4, meta + 8, meta + 12) !== 0) throw new Error('unreadable JPEG header');
+      const [width, height] = new Int32Array(e.memory.buffer, meta, 2);
+      // What libjpeg read must be what wasmDecodable accepted: it bounds this module's memory.
+      if (!(width > 0 && height > 0 && width * height <= WASM_MAX_PIXELS)) throw new Error(`JPEG of ${width} x ${height} pixels is not decoded here`);
+      const size = width * height * 3;
+      dst = e.malloc(size);
+      if (!dst) throw new Error('out of WebAssembly memory');
+      const status = e.tjDecompress2(handle, src, bytes.length, dst, width, width * 3, height, TJPF_RGB, TJ_DEFAULTS);
+      if (status !== 0 || this.printed.length > 0) throw new Error(`corrupt JPEG data (libjpeg warned or failed)${this.printed.length ? `: ${this.printed.join('; ')}` : ''}`);
+      // A copy: the module's memory is reused by the next decode (and may grow, detaching views of it).
+      return { data: new Uint8Array(e.memory.buffer, dst, size).slice(), width, height, channels: 3 };
+    } catch (err) {
+      if (err instanceof JpegAbort) {
+        this.state = undefined;
+        throw new Error(`libjpeg error: ${err.message}`);
+      }
+      throw err;
+    } finally {
+      if (this.state) for (const p of [src, meta, dst]) if (p) e.free(p);
+    }
   }
-  return { data: rgb, width, height, channels: 3 };
+
+  private instantiate(): { exports: TurboJpegExports; handle: number } {
+    let memory: { buffer: ArrayBuffer } | undefined;
+    const text = (iovs: number, count: number) => {
+      const view = new DataView(memory!.buffer);
+      let out = '';
+      for (let i = 0; i < count; i++) {
+        const at = view.getUint32(iovs + 8 * i, true);
+        const len = view.getUint32(iovs + 8 * i + 4, true);
+        out += Buffer.from(memory!.buffer, at, len).toString('latin1');
+      }
+      return out;
+    };
+    const wasi = {
+      fd_write: (_fd: number, iovs: number, count: number, written: number) => {
+        const message = text(iovs, count);
+        this.printed.push(message.trim());
+        new DataView(memory!.buffer).setUint32(written, message.length, true);
+        return 0;
+      },
+      fd_close: () => 8, // EBADF: no files here
+      fd_seek: () => 8,
+      environ_sizes_get: (count: number, size: number) => {
+        const view = new DataView(memory!.buffer);
+        view.setUint32(count, 0, true);
+        view.setUint32(size, 0, true);
+        return 0;
+      },
+      environ_get: () => 0,
+      proc_exit: (code: number) => {
+        throw new JpegAbort(`exit(${code})`);
+      },
+    };
+    const env = {
+      setjmp: () => 0,
+      longjmp: () => {
+        throw new JpegAbort(this.printed.join('; ') || 'fatal error');
+      },
+    };
+    const exports = new wasmApi.Instance(this.module, { env, wasi_snapshot_preview1: wasi }).exports as TurboJpegExports;
+    memory = exports.memory;
+    const handle = exports.tjInitDecompress();
+    if (!handle) throw new Error('cannot create a JPEG decompressor');
+    return { exports, handle };
+  }
+}
+
+let decoder: JpegWasmDecoder | undefined;
+
+/**
+ * This thread's decoder (the module is compiled once per thread from the package's file, never fetched).
+ * Its `decode` takes a JPEG that `wasmDecodable` accepted and gives RGB pixels, as sharp gives them (gray
+ * JPEGs come back as RGB from sharp too); it throws when the data is corrupt or libjpeg warned (e.g. a
+ * premature end): the caller then leaves the image to sharp, which decides as it always has.
+ */
+export async function jpegWasm(): Promise<JpegWasmDecoder> {
+  decoder ??= new JpegWasmDecoder(new wasmApi.Module(readFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm'))));
+  return decoder;
 }
