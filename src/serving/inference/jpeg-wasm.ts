@@ -85,7 +85,6 @@ interface TurboJpegExports {
   malloc(size: number): number;
   free(ptr: number): void;
   tjInitDecompress(): number;
-  tjDestroy(handle: number): number;
   tjDecompressHeader3(handle: number, src: number, size: number, width: number, height: number, subsampling: number, colorspace: number): number;
   tjDecompress2(handle: number, src: number, size: number, dst: number, width: number, pitch: number, height: number, pixelFormat: number, flags: number): number;
 }
