@@ -43,7 +43,7 @@
  * --busy-images N (0 skips that part), --json.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -184,7 +184,9 @@ async function databaseUrl(): Promise<{ url: string; stop: () => Promise<void> }
 async function startServer(env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server process only (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'src', 'main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_SERVER_STDOUT: a file for the server's stdout (where e.g. --trace-gc writes), else it is dropped.
+  const out = process.env.BENCH_SERVER_STDOUT ? openSync(process.env.BENCH_SERVER_STDOUT, 'w') : 'ignore';
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'src', 'main.js')], { env, stdio: ['ignore', out, 'inherit'] });
   const deadline = Date.now() + 120_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
