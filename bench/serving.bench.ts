@@ -362,6 +362,11 @@ async function main(): Promise<void> {
       );
       clearTimeout(t0);
       clearTimeout(t1);
+      // The last client can finish before the end-of-window timer has run (at concurrency 1, often).
+      if (cpuStart && !cpuEnd) {
+        cpuEnd = threadCpu(server!.pid!);
+        timingsEnd = serverTimings(base);
+      }
       latencies.sort((a, b) => a - b);
       const cpu = cpuStart && cpuEnd ? cpuPerRequest(cpuStart, cpuEnd, server!.pid!, done) : undefined;
       const [ts, te] = await Promise.all([timingsStart, timingsEnd]);
