@@ -11,7 +11,7 @@
  * Decoding errors come back as values (the reason and message of decodeEncoded), so the caller maps them
  * to BAD_USER_INPUT for the right image. A thread that dies fails its pending decodes and is started again
  * by the next one. The server runs a few (`DecodeThreads`): WebAssembly decodes one image at a time per
- * thread, so one thread would cap decoding at about 2,000 small JPEGs per second, below what a GPU serves.
+ * thread, so one thread would cap decoding at a few thousand small JPEGs per second, below what a GPU serves.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ThreadCalls } from '../../common/thread-calls';
