@@ -21,6 +21,9 @@ export async function bootstrap(config: AppConfig, logger: JsonLogger): Promise<
       bufferLogs: false,
     });
     app.disable('x-powered-by');
+    // No ETag computed for every response (a SHA-1 of each GraphQL answer): POST answers are never
+    // revalidated. The dashboard sets its own ETag on its assets, and Express still answers 304 to those.
+    app.set('etag', false);
     if (config.role === 'worker') {
       // Worker replicas run jobs and expose health and metrics; the API is served by `all` / `api` processes.
       app.use('/graphql', (_req: unknown, res: { status(n: number): { json(body: unknown): void } }) =>

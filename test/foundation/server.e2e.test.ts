@@ -148,6 +148,7 @@ describe('server end to end (DATABASE_URL)', () => {
       body: JSON.stringify({ query: '{ me { id } }' }),
     });
     assert.equal(res.headers.get('x-request-id'), 'trace-me-123');
+    assert.equal(res.headers.get('etag'), null, 'no ETag is computed for GraphQL answers');
     await new Promise((r) => setTimeout(r, 200));
     const lines = server.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     const access = lines.find((l) => l.requestId === 'trace-me-123' && l.msg === 'request');
