@@ -82,7 +82,7 @@ async function cpuPerImage(decode: () => unknown, ms: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const wasm = await jpegWasm();
+  const wasm = jpegWasm();
   // As the server runs them (SERVING_DECODE_THREADS auto: one per core, up to 4).
   const thread = new DecodeThreads(Math.min(availableParallelism(), 4));
   const rows: { size: string; quality: number; kb: number; wasmMs: number; sharpMs: number; ratio: number; serverPicks: string; serverPerSecond: number; sharpPerSecond: number }[] = [];

@@ -62,7 +62,7 @@ describe('JPEG decoding in WebAssembly', () => {
       cases.push([`cjpeg ${file}`, readFileSync(join(SUBSAMPLING_FIXTURES, file))]);
     }
     assert.ok(cases.length >= 60, 'the chroma subsampling fixtures are there');
-    const wasm = await jpegWasm();
+    const wasm = jpegWasm();
     for (const [name, jpeg] of cases) {
       const header = readJpegHeader(jpeg);
       assert.ok(header && wasmDecodable(header), `${name} takes the WebAssembly path`);
@@ -103,7 +103,7 @@ describe('JPEG decoding in WebAssembly', () => {
   });
 
   it('refuses what libjpeg warns about or aborts on, and decodes the next JPEG as before, however many came first', async () => {
-    const wasm = await jpegWasm();
+    const wasm = jpegWasm();
     const jpeg = await pixels(64, 48, 3, 13).jpeg({ quality: 85 }).toBuffer();
     const expected = await sharp(jpeg).raw().toBuffer();
     // A premature end: libjpeg warns and pads the image with gray; sharp refuses it, so must this decoder.

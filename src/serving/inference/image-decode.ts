@@ -60,7 +60,7 @@ export const decodeEncoded: Decoder = async (bytes, maxPixels) => {
   if (jpeg && wasmDecodable(jpeg)) {
     if (jpeg.width * jpeg.height > maxPixels) return tooLarge(maxPixels);
     try {
-      return { image: (await jpegWasm()).decode(bytes) };
+      return { image: jpegWasm().decode(bytes) };
     } catch {
       // Corrupt, or decoded with warnings: sharp gives its own verdict below, as for any image.
     }

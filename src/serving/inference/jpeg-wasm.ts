@@ -113,22 +113,21 @@ class JpegAbort extends Error {}
  * through the WASI stderr import, the decode is refused as well.
  */
 export class JpegWasmDecoder {
-  private state: { exports: TurboJpegExports; handle: number } | undefined;
+  /** The instance, its decompressor, and 16 bytes of its memory where the header's four numbers are read. */
+  private state: { exports: TurboJpegExports; handle: number; meta: number } | undefined;
   /** What libjpeg wrote to stderr during the current decode. */
   private printed: string[] = [];
 
   constructor(private readonly module: object) {}
 
   decode(bytes: Uint8Array): RawImage {
-    const { exports: e, handle } = (this.state ??= this.instantiate());
+    const { exports: e, handle, meta } = (this.state ??= this.instantiate());
     this.printed = [];
     let src = 0;
-    let meta = 0;
     let dst = 0;
     try {
       src = e.malloc(bytes.length);
-      meta = e.malloc(16);
-      if (!src || !meta) throw new Error('out of WebAssembly memory');
+      if (!src) throw new Error('out of WebAssembly memory');
       new Uint8Array(e.memory.buffer, src, bytes.length).set(bytes);
       if (e.tjDecompressHeader3(handle, src, bytes.length, meta, meta + 4, meta + 8, meta + 12) !== 0) throw new Error('unreadable JPEG header');
       const [width, height] = new Int32Array(e.memory.buffer, meta, 2);
@@ -148,11 +147,11 @@ export class JpegWasmDecoder {
       }
       throw err;
     } finally {
-      if (this.state) for (const p of [src, meta, dst]) if (p) e.free(p);
+      if (this.state) for (const p of [src, dst]) if (p) e.free(p);
     }
   }
 
-  private instantiate(): { exports: TurboJpegExports; handle: number } {
+  private instantiate(): { exports: TurboJpegExports; handle: number; meta: number } {
     let memory: { buffer: ArrayBuffer } | undefined;
     const text = (iovs: number, count: number) => {
       const view = new DataView(memory!.buffer);
@@ -193,8 +192,9 @@ export class JpegWasmDecoder {
     const exports = new wasmApi.Instance(this.module, { env, wasi_snapshot_preview1: wasi }).exports as TurboJpegExports;
     memory = exports.memory;
     const handle = exports.tjInitDecompress();
-    if (!handle) throw new Error('cannot create a JPEG decompressor');
-    return { exports, handle };
+    const meta = exports.malloc(16);
+    if (!handle || !meta) throw new Error('cannot create a JPEG decompressor');
+    return { exports, handle, meta };
   }
 }
 
@@ -206,7 +206,7 @@ let decoder: JpegWasmDecoder | undefined;
  * JPEGs come back as RGB from sharp too); it throws when the data is corrupt or libjpeg warned (e.g. a
  * premature end): the caller then leaves the image to sharp, which decides as it always has.
  */
-export async function jpegWasm(): Promise<JpegWasmDecoder> {
+export function jpegWasm(): JpegWasmDecoder {
   decoder ??= new JpegWasmDecoder(new wasmApi.Module(readFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm'))));
   return decoder;
 }
