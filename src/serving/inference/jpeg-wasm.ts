@@ -118,7 +118,11 @@ export class JpegWasmDecoder {
   /** What libjpeg wrote to stderr during the current decode. */
   private printed: string[] = [];
 
-  constructor(private readonly module: object) {}
+  /** `maxPixels` bounds the module's memory: the server's decoder takes what wasmDecodable accepts. */
+  constructor(
+    private readonly module: object,
+    private readonly maxPixels = WASM_MAX_PIXELS,
+  ) {}
 
   decode(bytes: Uint8Array): RawImage {
     const { exports: e, handle, meta } = (this.state ??= this.instantiate());
@@ -131,8 +135,8 @@ export class JpegWasmDecoder {
       new Uint8Array(e.memory.buffer, src, bytes.length).set(bytes);
       if (e.tjDecompressHeader3(handle, src, bytes.length, meta, meta + 4, meta + 8, meta + 12) !== 0) throw new Error('unreadable JPEG header');
       const [width, height] = new Int32Array(e.memory.buffer, meta, 2);
-      // What libjpeg read must be what wasmDecodable accepted: it bounds this module's memory.
-      if (!(width > 0 && height > 0 && width * height <= WASM_MAX_PIXELS)) throw new Error(`JPEG of ${width} x ${height} pixels is not decoded here`);
+      // What libjpeg read must be within the bound (for the server's decoder, what wasmDecodable accepted).
+      if (!(width > 0 && height > 0 && width * height <= this.maxPixels)) throw new Error(`JPEG of ${width} x ${height} pixels is not decoded here`);
       const size = width * height * 3;
       dst = e.malloc(size);
       if (!dst) throw new Error('out of WebAssembly memory');
@@ -198,7 +202,14 @@ export class JpegWasmDecoder {
   }
 }
 
+let compiled: object | undefined;
 let decoder: JpegWasmDecoder | undefined;
+
+/** A decoder of its own, for JPEGs up to `maxPixels` (bench:decode measures sizes the server leaves to sharp). */
+export function createJpegWasmDecoder(maxPixels = WASM_MAX_PIXELS): JpegWasmDecoder {
+  compiled ??= new wasmApi.Module(readFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm')));
+  return new JpegWasmDecoder(compiled, maxPixels);
+}
 
 /**
  * This thread's decoder (the module is compiled once per thread from the package's file, never fetched).
@@ -207,6 +218,6 @@ let decoder: JpegWasmDecoder | undefined;
  * premature end): the caller then leaves the image to sharp, which decides as it always has.
  */
 export function jpegWasm(): JpegWasmDecoder {
-  decoder ??= new JpegWasmDecoder(new wasmApi.Module(readFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm'))));
+  decoder ??= createJpegWasmDecoder();
   return decoder;
 }
