@@ -7,7 +7,7 @@
  *
  *  - raw engine: the same backbone (ONNX Runtime, same exported graph) + the model's head in this process,
  *    no HTTP, on already-decoded, preprocessed 224x224 pixels: the single-image time (median), and images/s
- *    at batch 1 and at the server's maximum batch size (closed loop);
+ *    at batch 1, 2, 4, 8 and 32 (and --max-batch; closed loop, half a level's time each), of which the best;
  *  - GraphQL: closed-loop clients at concurrency 1, 8 and 32, each request one 224x224 JPEG (base64; --image
  *    WxH for another size, e.g. 640x480 for photo-sized inputs) in
  *    `classify`: images/s, p50 and p99 latency, and the ratio of images/s to the raw engine's images/s.
@@ -31,14 +31,14 @@
  *
  * Raw and GraphQL measurements are interleaved, because the machine may be shared and the raw engine's
  * speed moves by up to 1.7x within minutes: each GraphQL level is compared with the raw engine measured
- * right before and right after it (after 2 s of quiet; the faster of the two measurements at the better
+ * right before and right after it (after 2 s of quiet; the faster of the two measurements at the best
  * batch size, so that a slow minute can only understate the ratio), and the whole run's raw reference
  * (the mean of the first and last measurements) is printed too. The raw engine's single-image time is
  * bimodal on the project's 2-vCPU VM (about 1.4 or 2.2 ms for minutes at a time). Targets: ratio >= 0.8 at
  * concurrency 32; p50 at concurrency 1 within 1.5x of the raw single-image time.
  *
  * Options: --size S (model input size, default 224), --image WxH (JPEG size per request, default 224x224),
- * --seconds S (per measurement, default 10),
+ * --seconds S (per level, default 10),
  * --concurrency 1,8,32, --max-batch B (SERVING_MAX_BATCH_SIZE for the server; default: the server's own, 4 on CPU),
  * --busy-images N (0 skips that part), --json.
  */
@@ -68,8 +68,11 @@ const [IMAGE_W, IMAGE_H] = (arg('--image') ?? '224x224').split('x').map(Number);
 const SECONDS = Number(arg('--seconds') ?? 10);
 const LEVELS = (arg('--concurrency') ?? '1,8,32').split(',').map(Number);
 const MAX_BATCH_ARG = arg('--max-batch');
-// The raw engine's large-batch reference uses 32 unless a server batch size is given.
-const MAX_BATCH = Number(MAX_BATCH_ARG ?? 32);
+// The raw engine's throughput is its best over these batch sizes (the server's own maximum included): on a
+// 2-vCPU VM its 2-thread session ran batch 2-8 at 383-395 images/s against 349-357 at batch 1 and 292-317
+// at batch 32, so a reference taken at batch 1 and 32 alone understated it by about a tenth.
+const RAW_BATCHES = [...new Set([1, 2, 4, 8, 32, ...(MAX_BATCH_ARG ? [Number(MAX_BATCH_ARG)] : [])])].sort((a, b) => a - b);
+const RAW_LARGEST = RAW_BATCHES[RAW_BATCHES.length - 1];
 const JSON_OUT = args.includes('--json');
 const ROOT = resolve(__dirname, '..', '..');
 const WORK = join(ROOT, 'var', 'bench-serving');
@@ -125,6 +128,17 @@ function cpuPerRequest(before: ThreadCpu, after: ThreadCpu, pid: number, request
     nicedMs: ms((tid, nice) => tid !== main && nice > 0),
     otherMs: ms((tid, nice) => tid !== main && nice <= 0),
   };
+}
+
+/** The machine's busy and total CPU ticks (all cores), from /proc/stat (undefined elsewhere). */
+function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - f[3] - f[4], total }; // idle and iowait are not busy
+  } catch {
+    return undefined;
+  }
 }
 
 /** Sum and count of each serving histogram on the server (over all label sets), from its /metrics. */
@@ -275,8 +289,8 @@ async function main(): Promise<void> {
     } as TrainedModel);
     const plane = SIZE * SIZE * 3;
     const decoded = await Promise.all(jpegs.map((j) => decodeImage(j)));
-    const pixels = new Float32Array(MAX_BATCH * plane);
-    for (let i = 0; i < MAX_BATCH; i++) preprocessRawBatch({ ...decoded[i % decoded.length], n: 1 }, SIZE, MOBILENET_V2_SPEC.preprocessing, pixels, { outOffset: i });
+    const pixels = new Float32Array(RAW_LARGEST * plane);
+    for (let i = 0; i < RAW_LARGEST; i++) preprocessRawBatch({ ...decoded[i % decoded.length], n: 1 }, SIZE, MOBILENET_V2_SPEC.preprocessing, pixels, { outOffset: i });
     const rawBatch = async (b: number) => {
       const x = pixels.subarray(0, b * plane);
       model.classify(await fx.extract(x, b, { batchSize: b }), b, 5);
@@ -292,17 +306,23 @@ async function main(): Promise<void> {
       times.sort((a, b) => a - b);
       return percentile(times, 0.5);
     };
+    // Half a level's time per batch size (at least 2 s), so that the sweep takes about as long as two sizes did.
     const rawThroughput = async (b: number): Promise<number> => {
       await rawBatch(b);
       let n = 0;
       const t = performance.now();
-      while (performance.now() - t < SECONDS * 1000 || n < 4 * b) {
+      while (performance.now() - t < Math.max(2, SECONDS / 2) * 1000 || n < 4 * b) {
         await rawBatch(b);
         n += b;
       }
       return n / ((performance.now() - t) / 1000);
     };
-    const raw = async () => ({ single: await rawSingle(), batch1: await rawThroughput(1), batchMax: await rawThroughput(MAX_BATCH) });
+    const raw = async () => {
+      const single = await rawSingle();
+      const byBatch: Record<number, number> = {};
+      for (const b of RAW_BATCHES) byBatch[b] = await rawThroughput(b);
+      return { single, byBatch, best: Math.max(...Object.values(byBatch)) };
+    };
     // Right after each GraphQL level, so that each level is compared with the raw engine of the same minutes.
     const rawNear = raw;
 
@@ -335,15 +355,24 @@ async function main(): Promise<void> {
       // The server's CPU over the measured window, per thread (Linux).
       let cpuStart: ThreadCpu | undefined;
       let cpuEnd: ThreadCpu | undefined;
+      // This process's CPU (the clients: they share the cores with the server) and the machine's, same window.
+      let clientStart: NodeJS.CpuUsage | undefined;
+      let clientEnd: NodeJS.CpuUsage | undefined;
+      let machineStart: ReturnType<typeof machineCpu>;
+      let machineEnd: ReturnType<typeof machineCpu>;
       // And the server's own timings over the same window (from /metrics).
       let timingsStart: Promise<ServerTimings | undefined> = Promise.resolve(undefined);
       let timingsEnd: Promise<ServerTimings | undefined> = Promise.resolve(undefined);
       const t0 = setTimeout(() => {
         cpuStart = threadCpu(server!.pid!);
+        clientStart = process.cpuUsage();
+        machineStart = machineCpu();
         timingsStart = serverTimings(base);
       }, 1500);
       const t1 = setTimeout(() => {
         cpuEnd = threadCpu(server!.pid!);
+        clientEnd = process.cpuUsage(clientStart);
+        machineEnd = machineCpu();
         timingsEnd = serverTimings(base);
       }, 1500 + SECONDS * 1000);
       await Promise.all(
@@ -365,14 +394,19 @@ async function main(): Promise<void> {
       // The last client can finish before the end-of-window timer has run (at concurrency 1, often).
       if (cpuStart && !cpuEnd) {
         cpuEnd = threadCpu(server!.pid!);
+        clientEnd = process.cpuUsage(clientStart);
+        machineEnd = machineCpu();
         timingsEnd = serverTimings(base);
       }
       latencies.sort((a, b) => a - b);
       const cpu = cpuStart && cpuEnd ? cpuPerRequest(cpuStart, cpuEnd, server!.pid!, done) : undefined;
+      const clientMs = clientEnd ? (clientEnd.user + clientEnd.system) / 1000 / Math.max(1, done) : undefined;
+      // Busy share of the whole machine's CPU over the window (all cores; 1 = every core busy throughout).
+      const machineBusy = machineStart && machineEnd ? (machineEnd.busy - machineStart.busy) / Math.max(1, machineEnd.total - machineStart.total) : undefined;
       const [ts, te] = await Promise.all([timingsStart, timingsEnd]);
       const inside = ts && te ? timingsBetween(ts, te) : undefined;
       const meanMs = latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length);
-      return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), meanMs, requests: done, cpu, inside };
+      return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), meanMs, requests: done, cpu: cpu && { ...cpu, clientMs, machineBusy }, inside };
     };
 
     // JPEG decoding alone: images/s with up to 4 decodes in flight (the server's default decode slots).
@@ -463,15 +497,14 @@ async function main(): Promise<void> {
     const mean = (a: number, b: number) => (a + b) / 2;
     const rawRef = {
       singleMs: mean(rawBefore.single, rawAfter.single),
-      batch1: mean(rawBefore.batch1, rawAfter.batch1),
-      batchMax: mean(rawBefore.batchMax, rawAfter.batchMax),
+      byBatch: Object.fromEntries(RAW_BATCHES.map((b) => [b, mean(rawBefore.byBatch[b], rawAfter.byBatch[b])])) as Record<number, number>,
     };
-    const best = Math.max(rawRef.batch1, rawRef.batchMax);
+    const best = Math.max(...Object.values(rawRef.byBatch));
     // Each level against the raw engine measured just before and just after it, the faster measurement at the
-    // better batch size: a conservative reference (a ratio can only be understated by the machine slowing).
+    // best batch size: a conservative reference (a ratio can only be understated by the machine slowing).
     const near = results.map((_, i) => ({
       singleMs: Math.min(nearPoints[i].single, nearPoints[i + 1].single),
-      imagesPerSecond: Math.max(nearPoints[i].batch1, nearPoints[i].batchMax, nearPoints[i + 1].batch1, nearPoints[i + 1].batchMax),
+      imagesPerSecond: Math.max(nearPoints[i].best, nearPoints[i + 1].best),
     }));
     const c1 = LEVELS.indexOf(1);
     const metricsText = await (await fetch(`${base}/metrics`)).text();
@@ -484,14 +517,13 @@ async function main(): Promise<void> {
       engine: `${fx.engine}/${fx.backend}, ${fx.info.threads} threads`,
       modelInputSize: SIZE,
       imageSize: `${IMAGE_W}x${IMAGE_H}`,
-      maxBatch: MAX_BATCH,
+      rawBatches: RAW_BATCHES,
       raw: { before: rawBefore, after: rawAfter, reference: rawRef, afterEachLevel: nearPoints.slice(1) },
       graphql: results.map((r, i) => ({
         ...r,
         rawNear: near[i],
         ratioToRawNear: r.imagesPerSecond / near[i].imagesPerSecond,
         ratioToRawBest: r.imagesPerSecond / best,
-        ratioToRawMaxBatch: r.imagesPerSecond / rawRef.batchMax,
       })),
       floor: floors.map((r) => ({ concurrency: r.concurrency, requestsPerSecond: r.imagesPerSecond, p50: r.p50, p99: r.p99 })),
       decodePerSecond,
@@ -515,8 +547,10 @@ async function main(): Promise<void> {
     console.log(`model input ${SIZE} px (block_13_expand_relu), JPEG ${IMAGE_W}x${IMAGE_H} per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH_ARG ?? 'auto'}, ${SECONDS} s per level\n`);
     console.log(`| path | concurrency | images/s | p50 ms | p99 ms | raw engine around it, best batch: images/s (single ms) | ratio to raw around it | ratio to raw of the whole run (best batch) |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
-    console.log(`| raw engine, batch 1 (mean of before/after: ${f(rawBefore.batch1)} / ${f(rawAfter.batch1)}) | - | ${f(rawRef.batch1)} | ${f(rawRef.singleMs, 2)} | - | - | - | - |`);
-    console.log(`| raw engine, batch ${MAX_BATCH} (before/after: ${f(rawBefore.batchMax)} / ${f(rawAfter.batchMax)}) | - | ${f(rawRef.batchMax)} | - | - | - | - | - |`);
+    for (const b of RAW_BATCHES) {
+      const single = b === 1 ? f(rawRef.singleMs, 2) : '-';
+      console.log(`| raw engine, batch ${b} (mean of before/after: ${f(rawBefore.byBatch[b])} / ${f(rawAfter.byBatch[b])}) | - | ${f(rawRef.byBatch[b])} | ${single} | - | - | - | - |`);
+    }
     for (const r of report.graphql) {
       console.log(
         `| GraphQL classify | ${r.concurrency} | ${f(r.imagesPerSecond)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.rawNear.imagesPerSecond)} (${f(r.rawNear.singleMs, 2)}) | ${f(r.ratioToRawNear, 2)} | ${f(r.ratioToRawBest, 2)} |`,
@@ -533,10 +567,14 @@ async function main(): Promise<void> {
     console.log(`| JPEG decode alone (the server's decoder, 4 at once, this process; p50: one at a time) | - | ${f(decodePerSecond)} | ${f(decodeSingleMs, 2)} | - | - | - | - |`);
     console.log('');
     if (report.graphql.some((r) => r.cpu)) {
-      console.log('Server CPU per classify request (one image), from /proc over each measured window:\n');
-      console.log('| concurrency | total ms | event loop ms | niced pass threads ms | other threads ms (decode, solo pass, libuv, V8) |');
-      console.log('|---:|---:|---:|---:|---:|');
-      for (const r of report.graphql) if (r.cpu) console.log(`| ${r.concurrency} | ${f(r.cpu.totalMs, 2)} | ${f(r.cpu.eventLoopMs, 2)} | ${f(r.cpu.nicedMs, 2)} | ${f(r.cpu.otherMs, 2)} |`);
+      console.log('Server CPU per classify request (one image), from /proc over each measured window, with the clients\' (this process) and the machine\'s busy share:\n');
+      console.log('| concurrency | total ms | event loop ms | niced pass threads ms | other threads ms (decode, solo pass, libuv, V8) | clients ms | machine busy |');
+      console.log('|---:|---:|---:|---:|---:|---:|---:|');
+      for (const r of report.graphql) {
+        if (!r.cpu) continue;
+        const busy = r.cpu.machineBusy === undefined ? '-' : `${f(100 * r.cpu.machineBusy)}%`;
+        console.log(`| ${r.concurrency} | ${f(r.cpu.totalMs, 2)} | ${f(r.cpu.eventLoopMs, 2)} | ${f(r.cpu.nicedMs, 2)} | ${f(r.cpu.otherMs, 2)} | ${r.cpu.clientMs === undefined ? "-" : f(r.cpu.clientMs, 2)} | ${busy} |`);
+      }
       console.log('');
     }
     if (report.graphql.some((r) => r.inside)) {
