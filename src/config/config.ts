@@ -48,6 +48,12 @@ export interface AppConfig {
     heartbeatMs: number;
     /** How often an idle worker looks for queued jobs. */
     pollMs: number;
+    /**
+     * Linux nice value of finetune feature extraction in a process that also serves the API (PRIVATUNE_ROLE=all):
+     * below the serving passes (SERVING_BACKBONE_NICE), so that classify's forward passes preempt it and it
+     * takes what serving leaves. Worker processes extract at the process's priority. 0: no change.
+     */
+    extractionNice: number;
     /** Fault injection for crash tests (NODE_ENV=test only): pause this long right after the noisy release. */
     testPauseAfterReleaseMs: number;
   };
@@ -78,8 +84,8 @@ export interface ServingConfig {
   /** Serving threads (sessions) per ONNX backbone; 0: automatic (one per core up to 4 on CPU, one on GPU). */
   backboneThreads: number;
   /**
-   * Linux nice value of the threads that run forward passes under load (and of finetune extraction in a
-   * process that also serves the API); 0 keeps the process's priority.
+   * Linux nice value of the threads that run forward passes under load (finetune extraction in the same
+   * process runs lower still: WORKER_EXTRACTION_NICE); 0 keeps the process's priority.
    */
   backboneNice: number;
   /** Threads that decode classify's images; 0: automatic (one per core, up to 4). */
@@ -179,6 +185,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       concurrency: readInt(env, 'WORKER_CONCURRENCY', 1, 0, Math.max(1, cpus().length * 4)),
       heartbeatMs: readInt(env, 'JOB_HEARTBEAT_MS', 10_000, 100, 3_600_000),
       pollMs: readInt(env, 'JOB_POLL_MS', 1_000, 10, 600_000),
+      extractionNice: readInt(env, 'WORKER_EXTRACTION_NICE', 19, 0, 19),
       testPauseAfterReleaseMs: nodeEnv === 'test' ? readInt(env, 'TEST_PAUSE_AFTER_RELEASE_MS', 0, 0, 600_000) : 0,
     },
     serving: {

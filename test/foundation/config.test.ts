@@ -22,6 +22,9 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'staging' }), /NODE_ENV must be one of/);
     assert.throws(() => loadConfig({ BACKBONE_ENGINE: 'gpu' }), /BACKBONE_ENGINE must be one of auto, onnx, tfjs/);
     assert.equal(loadConfig({}).backboneEngine, 'auto');
+    assert.equal(loadConfig({}).worker.extractionNice, 19);
+    assert.equal(loadConfig({ WORKER_EXTRACTION_NICE: '0' }).worker.extractionNice, 0);
+    assert.throws(() => loadConfig({ WORKER_EXTRACTION_NICE: '20' }), /WORKER_EXTRACTION_NICE must be an integer from 0 to 19/);
     assert.equal(loadConfig({ BACKBONE_ENGINE: 'tfjs' }).backboneEngine, 'tfjs');
   });
 

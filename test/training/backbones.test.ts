@@ -30,6 +30,9 @@ import { mobilenetV2Source } from '../../src/training/backbones/mobilenet-v2';
 import { kerasToOnnx } from '../../src/training/backbones/onnx/keras-to-onnx';
 import { encodeModel } from '../../src/training/backbones/onnx/protobuf';
 import { createOnnxSession } from '../../src/training/backbones/engines/onnx-extractor';
+import { BackbonesService } from '../../src/training/backbones/backbones.service';
+import { loadConfig } from '../../src/config/config';
+import type { DataSource } from 'typeorm';
 
 let dir: string;
 const quiet = () => undefined;
@@ -108,6 +111,33 @@ describe('built-in extractor', () => {
     await onnx96.dispose();
     await tfjs96.dispose();
   });
+
+  test(
+    'training extraction runs below the serving passes in a process that serves the API, at the process priority in a worker',
+    { skip: process.platform !== 'linux' && 'Linux thread priorities' },
+    async () => {
+      const cases: [Record<string, string>, number, boolean][] = [
+        [{ PRIVATUNE_ROLE: 'all' }, 19, false],
+        [{ PRIVATUNE_ROLE: 'all', WORKER_EXTRACTION_NICE: '12' }, 12, false],
+        [{ PRIVATUNE_ROLE: 'worker' }, 0, true],
+      ];
+      for (const [env, nice, spin] of cases) {
+        const service = new BackbonesService({} as DataSource, loadConfig(env));
+        try {
+          const thread = service.extractionThread(onnx96)!;
+          await thread.start();
+          assert.equal(thread.nice, nice, JSON.stringify(env));
+          assert.equal(thread.config.spin, spin, JSON.stringify(env));
+          // Below the serving passes' default (SERVING_BACKBONE_NICE=10), so that they preempt it.
+          if (env.PRIVATUNE_ROLE === 'all' && !env.WORKER_EXTRACTION_NICE) assert.ok(nice > loadConfig(env).serving.backboneNice);
+          const x = seeded(2 * 96 * 96 * 3, 5);
+          assert.deepEqual(await thread.run([x.subarray(0, 96 * 96 * 3), x.subarray(96 * 96 * 3)]), await onnx96.extract(x, 2));
+        } finally {
+          await service.onApplicationShutdown();
+        }
+      }
+    },
+  );
 
   test('defaults: block_13_expand_relu, 96 px, 576-d; ONNX verified and cached', async () => {
     assert.equal(onnx96.engine, 'onnx');

@@ -98,14 +98,15 @@ export class BackbonesService implements OnApplicationShutdown {
    * training extraction off the event loop; started by its first pass. Undefined for TF.js engines.
    * Its pool threads spin between layers only in worker processes: in an API process they would take
    * the cores from serving (spinning is worth 5-10% of extraction speed on 2 cores; bench:features).
-   * In an API process the thread also runs below the event loop's priority (SERVING_BACKBONE_NICE): the
-   * API comes first, and extraction takes what it leaves.
+   * In an API process the thread also runs below the priority of everything that serves requests
+   * (WORKER_EXTRACTION_NICE, 19 by default, under the serving passes' SERVING_BACKBONE_NICE): the API and
+   * its forward passes come first, and extraction takes what they leave.
    */
   extractionThread(fx: FeatureExtractor): OnnxExtractorThread | undefined {
     if (!this.extractionThreads.has(fx)) {
       const config = onnxThreadConfig(fx);
       const worker = this.config.role === 'worker';
-      this.extractionThreads.set(fx, config && new OnnxExtractorThread({ ...config, spin: worker, nice: worker ? 0 : this.config.serving.backboneNice }));
+      this.extractionThreads.set(fx, config && new OnnxExtractorThread({ ...config, spin: worker, nice: worker ? 0 : this.config.worker.extractionNice }));
     }
     return this.extractionThreads.get(fx);
   }
