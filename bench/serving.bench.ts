@@ -573,7 +573,7 @@ async function main(): Promise<void> {
       for (const r of report.graphql) {
         if (!r.cpu) continue;
         const busy = r.cpu.machineBusy === undefined ? '-' : `${f(100 * r.cpu.machineBusy)}%`;
-        console.log(`| ${r.concurrency} | ${f(r.cpu.totalMs, 2)} | ${f(r.cpu.eventLoopMs, 2)} | ${f(r.cpu.nicedMs, 2)} | ${f(r.cpu.otherMs, 2)} | ${r.cpu.clientMs === undefined ? "-" : f(r.cpu.clientMs, 2)} | ${busy} |`);
+        console.log(`| ${r.concurrency} | ${f(r.cpu.totalMs, 2)} | ${f(r.cpu.eventLoopMs, 2)} | ${f(r.cpu.nicedMs, 2)} | ${f(r.cpu.otherMs, 2)} | ${r.cpu.clientMs === undefined ? '-' : f(r.cpu.clientMs, 2)} | ${busy} |`);
       }
       console.log('');
     }
