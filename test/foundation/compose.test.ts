@@ -24,7 +24,8 @@ describe('docker-compose.yml', () => {
       const env = services[name].environment;
       assert.equal(env.DATABASE_URL, 'postgres://privatune:privatune@postgres:5432/privatune', name);
       assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector:4318', name);
-      assert.ok(['all', 'worker'].includes(env.PRIVATUNE_ROLE), name);
+      // The API process takes no jobs: finetunes run on the workers, not beside classify.
+      assert.equal(env.PRIVATUNE_ROLE, name === 'platform' ? 'api' : 'worker', name);
     }
     const pg = services.postgres.environment;
     assert.equal(`postgres://${pg.POSTGRES_USER}:${pg.POSTGRES_PASSWORD}@postgres:5432/${pg.POSTGRES_DB}`, services.platform.environment.DATABASE_URL);
