@@ -542,7 +542,16 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
     }
-    const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+    const f = (x: number | undefined, d = 1) => (x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '-');
+    /** A markdown table of right-aligned columns after its heading line; nothing when it has no rows. */
+    const table = (heading: string, columns: string[], rows: string[][]) => {
+      if (rows.length === 0) return;
+      console.log(`${heading}\n`);
+      console.log(`| ${columns.join(' | ')} |`);
+      console.log(`|${columns.map(() => '---:').join('|')}|`);
+      for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+      console.log('');
+    };
     console.log(`Node ${report.node}, ${report.cpus}, load average ${report.loadavg.join(' ')}; engine ${report.engine}`);
     console.log(`model input ${SIZE} px (block_13_expand_relu), JPEG ${IMAGE_W}x${IMAGE_H} per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH_ARG ?? 'auto'}, ${SECONDS} s per level\n`);
     console.log(`| path | concurrency | images/s | p50 ms | p99 ms | raw engine around it, best batch: images/s (single ms) | ratio to raw around it | ratio to raw of the whole run (best batch) |`);
@@ -566,26 +575,22 @@ async function main(): Promise<void> {
     }
     console.log(`| JPEG decode alone (the server's decoder, 4 at once, this process; p50: one at a time) | - | ${f(decodePerSecond)} | ${f(decodeSingleMs, 2)} | - | - | - | - |`);
     console.log('');
-    if (report.graphql.some((r) => r.cpu)) {
-      console.log('Server CPU per classify request (one image), from /proc over each measured window, with the clients\' (this process) and the machine\'s busy share:\n');
-      console.log('| concurrency | total ms | event loop ms | niced pass threads ms | other threads ms (decode, solo pass, libuv, V8) | clients ms | machine busy |');
-      console.log('|---:|---:|---:|---:|---:|---:|---:|');
-      for (const r of report.graphql) {
-        if (!r.cpu) continue;
-        const busy = r.cpu.machineBusy === undefined ? '-' : `${f(100 * r.cpu.machineBusy)}%`;
-        console.log(`| ${r.concurrency} | ${f(r.cpu.totalMs, 2)} | ${f(r.cpu.eventLoopMs, 2)} | ${f(r.cpu.nicedMs, 2)} | ${f(r.cpu.otherMs, 2)} | ${r.cpu.clientMs === undefined ? '-' : f(r.cpu.clientMs, 2)} | ${busy} |`);
-      }
-      console.log('');
-    }
-    if (report.graphql.some((r) => r.inside)) {
-      console.log('Inside the server, from its own histograms over each measured window (means; classify = admission to answer: decoding, queueing, the pass, the head; the rest of the client latency is the client, HTTP, the API-key check and GraphQL):\n');
-      console.log('| concurrency | client latency ms | classify ms | queue ms per image | forward pass ms | images per pass |');
-      console.log('|---:|---:|---:|---:|---:|---:|');
-      for (const r of report.graphql) {
-        if (r.inside) console.log(`| ${r.concurrency} | ${f(r.meanMs, 2)} | ${f(r.inside.classifyMs, 2)} | ${f(r.inside.queueMs, 2)} | ${f(r.inside.passMs, 2)} | ${f(r.inside.imagesPerPass, 2)} |`);
-      }
-      console.log('');
-    }
+    table(
+      "Server CPU per classify request (one image), from /proc over each measured window, with the clients' (this process) and the machine's busy share:",
+      ['concurrency', 'total ms', 'event loop ms', 'niced pass threads ms', 'other threads ms (decode, solo pass, libuv, V8)', 'clients ms', 'machine busy'],
+      report.graphql.flatMap(({ concurrency, cpu }) =>
+        cpu
+          ? [[String(concurrency), f(cpu.totalMs, 2), f(cpu.eventLoopMs, 2), f(cpu.nicedMs, 2), f(cpu.otherMs, 2), f(cpu.clientMs, 2), cpu.machineBusy === undefined ? '-' : `${f(100 * cpu.machineBusy)}%`]]
+          : [],
+      ),
+    );
+    table(
+      'Inside the server, from its own histograms over each measured window (means; classify = admission to answer: decoding, queueing, the pass, the head; the rest of the client latency is the client, HTTP, the API-key check and GraphQL):',
+      ['concurrency', 'client latency ms', 'classify ms', 'queue ms per image', 'forward pass ms', 'images per pass'],
+      report.graphql.flatMap(({ concurrency, meanMs, inside }) =>
+        inside ? [[String(concurrency), f(meanMs, 2), f(inside.classifyMs, 2), f(inside.queueMs, 2), f(inside.passMs, 2), f(inside.imagesPerPass, 2)]] : [],
+      ),
+    );
     if (d) console.log(`while the finetune extracts (${f(d.extractedPerSecond)} images/s of features), relative to the same concurrency idle: images/s x${f(d.imagesPerSecondOverIdle, 2)}, p50 x${f(d.p50OverIdle, 2)}, p99 x${f(d.p99OverIdle, 2)}`);
     console.log(
       `p50 at concurrency 1 / raw single-image time around it: ${f(report.p50AtC1OverRawSingle, 2)} (target <= 1.5; bound (raw single + decode + floor p50 at concurrency 1) / raw single: >= ${f(report.p50AtC1Bound, 2)}); mean server batch ${f(report.meanServerBatch, 2)} images`,
