@@ -1,13 +1,14 @@
 /**
  * Classify image inputs: strict base64, byte and pixel limits checked before decoding, raw pixel geometry,
- * formats, and that an encoded image and the same raw pixels give the same backbone input.
+ * formats, that an encoded image and the same raw pixels give the same backbone input, and which images a
+ * lone request decodes on the event loop.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { BadInputError } from '../../src/common/errors/domain-errors';
 import { preprocessOne } from '../../src/serving/inference/image-decode';
-import { checkImage, decodeBase64, decodeChecked } from '../../src/serving/inference/image-input';
+import { checkImage, decodeBase64, decodeChecked, decodesOnCallingThread } from '../../src/serving/inference/image-input';
 import { decodeImage, MOBILENET_V2_SPEC } from '../../src/training/backbones';
 import { parseModelRef } from '../../src/serving/models/model-ref';
 
@@ -118,6 +119,29 @@ describe('classify image inputs', () => {
     const fromRaw = preprocessOne(await decodeChecked(checkImage({ data: raw.toString('base64'), width: 28, height: 28, channels: 1 }, 0, limits), 0, limits), 96, MOBILENET_V2_SPEC.preprocessing);
     assert.equal(fromPng.length, 96 * 96 * 3);
     assert.deepEqual(fromPng, fromRaw);
+  });
+
+  it('decodes on the calling thread only the one small plain JPEG of a request alone in the process', async () => {
+    const target = { inputSize: 224, preprocessing: MOBILENET_V2_SPEC.preprocessing };
+    const image = async (w: number, h: number, encode: (s: sharp.Sharp) => sharp.Sharp) => {
+      const rgb = Buffer.from(Array.from({ length: w * h * 3 }, (_, i) => (i * 29) % 256));
+      return checkImage({ data: (await encode(sharp(rgb, { raw: { width: w, height: h, channels: 3 } })).toBuffer()).toString('base64') }, 0, limits);
+    };
+    const jpeg224 = await image(224, 224, (s) => s.jpeg({ quality: 90 }));
+    const alone = { requestsInFlight: 1, imagesInRequest: 1, target };
+    assert.equal(decodesOnCallingThread(jpeg224, alone), true);
+    assert.equal(decodesOnCallingThread(await image(160, 120, (s) => s.jpeg({ quality: 75, progressive: true })), alone), true, 'progressive, smaller');
+    assert.equal(decodesOnCallingThread(jpeg224, { ...alone, requestsInFlight: 2 }), false, 'another request in flight');
+    assert.equal(decodesOnCallingThread(jpeg224, { ...alone, imagesInRequest: 2 }), false, 'several images');
+    assert.equal(decodesOnCallingThread(await image(225, 224, (s) => s.jpeg()), alone), false, 'larger than the input: resized in a thread');
+    assert.equal(decodesOnCallingThread(await image(64, 64, (s) => s.png()), alone), false, 'not a JPEG');
+    const withIcc = await image(64, 64, (s) => s.withIccProfile('srgb').jpeg());
+    assert.equal(decodesOnCallingThread(withIcc, alone), false, 'an ICC profile: sharp converts it');
+    const raw = checkImage({ data: Buffer.alloc(8 * 8 * 3).toString('base64'), width: 8, height: 8, channels: 3 }, 0, limits);
+    assert.equal(decodesOnCallingThread(raw, alone), false, 'raw pixels need no decoding');
+    // A JPEG padded with more bytes than its pixels would take (e.g. junk scans) goes to a thread.
+    const padded = Buffer.concat([Buffer.from(jpeg224.bytes.subarray(0, -2)), Buffer.alloc(224 * 224 * 3), Buffer.from([0xff, 0xd9])]);
+    assert.equal(decodesOnCallingThread({ bytes: padded }, alone), false, 'more bytes than pixels');
   });
 
   it('parses model references', () => {

@@ -1,7 +1,7 @@
 /**
  * classify: resolve the model (in memory, with the caller's grant), check every image cheaply, take room
- * in the backbone's bounded queue, decode (bounded concurrency, in the decode thread, which also resizes
- * and normalises images larger than the backbone's input), wait for the shared forward pass (which does so
+ * in the backbone's bounded queue, decode (bounded concurrency, in a decode thread, which also resizes
+ * and normalises images larger than the backbone's input; a lone request's small JPEG on the event loop), wait for the shared forward pass (which does so
  * for the others where it runs), apply the model's head. One deadline covers the whole request. Inference
  * is post-processing of a released model: nothing here touches a privacy ledger.
  */
@@ -13,7 +13,8 @@ import { DeployedInfo, ServingRegistry } from '../deployments/serving-registry.s
 import { parseModelRef } from '../models/model-ref';
 import { InferenceFailedError, InferenceTimeoutError } from '../serving.errors';
 import { servingMetrics } from '../serving.metrics';
-import { checkImage, ImageInputLike, prepareChecked } from './image-input';
+import { decodeForPass } from './image-decode';
+import { checkImage, decodesOnCallingThread, ImageInputLike, prepareChecked } from './image-input';
 import type { LabelProbability } from './served-model';
 
 export const MAX_TOP_K = 1000;
@@ -48,6 +49,8 @@ function outcomeOf(err: unknown): string {
 @Injectable()
 export class InferenceService {
   private readonly logger = new Logger('Inference');
+  /** classify requests of this process between their model's resolution and their answer. */
+  private inFlight = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -68,6 +71,7 @@ export class InferenceService {
     const info = await this.registry.resolveForClassify(principal, ref);
 
     const attrs = { model: info.name, version: String(info.version) };
+    this.inFlight++;
     try {
       const predictions = await this.run(info, images, topK, started + limits.requestTimeoutMs);
       servingMetrics.requests.add(1, { ...attrs, outcome: 'ok' });
@@ -79,6 +83,7 @@ export class InferenceService {
       this.logger.error({ msg: 'inference failed', model: `${info.name}@${info.version}`, error: (err as Error).message });
       throw new InferenceFailedError(`inference with ${info.name}@${info.version} failed; the error was logged`);
     } finally {
+      this.inFlight--;
       servingMetrics.requestDuration.record((performance.now() - started) / 1000, attrs);
     }
   }
@@ -106,7 +111,8 @@ export class InferenceService {
             checked.map((img, i) =>
               this.registry.decodeSlots.run(async () => {
                 if (abandoned) throw new Error('abandoned');
-                return prepareChecked(img, i, limits, target, this.registry.decoder.decodeForPass);
+                const here = decodesOnCallingThread(img, { requestsInFlight: this.inFlight, imagesInRequest: checked.length, target });
+                return prepareChecked(img, i, limits, target, here ? decodeForPass : this.registry.decoder.decodeForPass);
               }),
             ),
           );
