@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   if (fx.engine !== 'onnx') throw new Error(`ONNX engine unavailable: ${fx.info.fallbackReason}`);
   const N = quick ? 512 : 2048;
   const images = fashionLike(N);
-  const tensors = preprocessRawBatch(images, fx.inputSize, fx.spec.preprocessing);
+  const tensors = preprocessRawBatch(images, fx.inputSize, fx.inputPreprocessing);
   const bare = await createOnnxSession(fx.info.onnxPath!, {});
   const o = ort();
   const plane = fx.inputSize * fx.inputSize * 3;
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const chunk = new Float32Array(batch * plane);
   const pre = await rate(N, async () => {
-    for (let s = 0; s < N; s += batch) preprocessRawBatch(images, fx.inputSize, fx.spec.preprocessing, chunk, { start: s, end: Math.min(s + batch, N) });
+    for (let s = 0; s < N; s += batch) preprocessRawBatch(images, fx.inputSize, fx.inputPreprocessing, chunk, { start: s, end: Math.min(s + batch, N) });
   }, 0);
   out(`full path (raw 28x28 uint8 -> features, ${N} images, batch ${batch}, 96 px, block_13_expand_relu): median ${median(platRates).toFixed(0)} img/s`);
   out(`bare ONNX Runtime session on the same pre-made tensors: median ${median(bareRates).toFixed(0)} img/s`);

@@ -6,7 +6,8 @@
  * input size), deploys it and grants an inference_client key. Then, in the same run:
  *
  *  - raw engine: the same backbone (ONNX Runtime, same exported graph) + the model's head in this process,
- *    no HTTP, on already-decoded, preprocessed 224x224 pixels: the single-image time (median), and images/s
+ *    no HTTP, on already-decoded 224x224 images prepared as the extractor takes them (float32 pixels: the
+ *    exported graph normalises them itself): the single-image time (median), and images/s
  *    at batch 1, 2, 4, 8 and 32 (and --max-batch; closed loop, half a level's time each), of which the best;
  *  - GraphQL: closed-loop clients at concurrency 1, 8 and 32, each request one 224x224 JPEG (base64; --image
  *    WxH for another size, e.g. 640x480 for photo-sized inputs) in
@@ -290,7 +291,7 @@ async function main(): Promise<void> {
     const plane = SIZE * SIZE * 3;
     const decoded = await Promise.all(jpegs.map((j) => decodeImage(j)));
     const pixels = new Float32Array(RAW_LARGEST * plane);
-    for (let i = 0; i < RAW_LARGEST; i++) preprocessRawBatch({ ...decoded[i % decoded.length], n: 1 }, SIZE, MOBILENET_V2_SPEC.preprocessing, pixels, { outOffset: i });
+    for (let i = 0; i < RAW_LARGEST; i++) preprocessRawBatch({ ...decoded[i % decoded.length], n: 1 }, SIZE, fx.inputPreprocessing, pixels, { outOffset: i });
     const rawBatch = async (b: number) => {
       const x = pixels.subarray(0, b * plane);
       model.classify(await fx.extract(x, b, { batchSize: b }), b, 5);

@@ -10,7 +10,7 @@ import { getPriority } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { BackbonePool } from '../../src/serving/inference/backbone-pool';
 import { preprocessOne } from '../../src/serving/inference/image-decode';
-import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, PassImage, preprocessPass, preprocessRawBatch, RawImage } from '../../src/training/backbones';
+import { FeatureExtractor, loadBackbone, MOBILENET_V2_SPEC, PassImage, PreprocessingSpec, preprocessPass, preprocessRawBatch, RawImage } from '../../src/training/backbones';
 import { OnnxExtractorThread, onnxThreadConfig } from '../../src/training/backbones/engines/onnx-thread';
 
 const SIZE = 96;
@@ -26,8 +26,11 @@ function pixels(width: number, height: number, channels: 1 | 3 | 4, seed: number
 }
 
 /** Raw images at the input size and not (resized in the thread), gray and RGBA, and one preprocessed image. */
+/** What the extractor's input is prepared with (its graph normalises its own input: pixels). */
+let prepared: PreprocessingSpec = MOBILENET_V2_SPEC.preprocessing;
+
 function images(seed: number): PassImage[] {
-  return [pixels(SIZE, SIZE, 3, seed), pixels(50, 70, 1, seed + 1), pixels(120, 80, 4, seed + 2), preprocessOne(pixels(SIZE, SIZE, 3, seed + 3), SIZE, MOBILENET_V2_SPEC.preprocessing)];
+  return [pixels(SIZE, SIZE, 3, seed), pixels(50, 70, 1, seed + 1), pixels(120, 80, 4, seed + 2), preprocessOne(pixels(SIZE, SIZE, 3, seed + 3), SIZE, prepared)];
 }
 
 /** What training extracts for the same images: the training path's preprocessing, then the extractor. */
@@ -36,7 +39,7 @@ async function expected(fx: FeatureExtractor, items: PassImage[]): Promise<Float
   const x = new Float32Array(items.length * plane);
   items.forEach((img, i) => {
     if (img instanceof Float32Array) x.set(img, i * plane);
-    else preprocessRawBatch({ ...img, n: 1 }, SIZE, MOBILENET_V2_SPEC.preprocessing, x, { outOffset: i });
+    else preprocessRawBatch({ ...img, n: 1 }, SIZE, fx.inputPreprocessing, x, { outOffset: i });
   });
   return fx.extract(x, items.length, { batchSize: items.length });
 }
@@ -47,6 +50,7 @@ describe('backbone serving pool', () => {
 
   before(async () => {
     fx = await loadBackbone(MOBILENET_V2_SPEC, { engine: 'onnx', featureLayer: 'block_13_expand_relu', inputSize: SIZE });
+    prepared = fx.inputPreprocessing;
     const config = onnxThreadConfig(fx);
     assert.ok(config, 'the built-in backbone runs on ONNX Runtime');
     pool = new BackbonePool({ ...config, threads: 1 }, 2, { soloThreads: 2 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
+  affineOf,
   autoEngine,
   BackboneError,
   extractFeaturesFromRaw,
@@ -21,6 +22,8 @@ import {
   preprocessImages,
   preprocessRawBatch,
   validateBackboneSpec,
+  verificationInputs,
+  withoutNormalisation,
   type BackboneSpec,
   type FeatureExtractor,
   type PreprocessingSpec,
@@ -98,6 +101,38 @@ describe('ONNX export matches TF.js', () => {
       assert.ok(Math.max(...b) > 0.1, 'features are not trivially zero');
     });
   }
+
+  test('a graph that normalises its own input gives the features of the plain graph fed normalised pixels, exactly', async () => {
+    // pixels / 255 (b = 0): float32(p) * float32(1/255) in the graph is the product JavaScript rounds once.
+    const size = 96;
+    const built = await buildFeatureLayersModel(mobilenetV2Source(), 'block_13_expand_relu', size, true);
+    const pre = MOBILENET_V2_SPEC.preprocessing;
+    const plain = encodeModel(kerasToOnnx(built.topology, (n) => built.weights.get(n), { inputSize: size }));
+    const inGraph = encodeModel(kerasToOnnx(built.topology, (n) => built.weights.get(n), { inputSize: size, normalise: affineOf(pre) }));
+    built.model.dispose();
+    const ort = await import('onnxruntime-node');
+    const run = async (bytes: Uint8Array, x: Float32Array) => {
+      const { session } = await createOnnxSession(bytes, { threads: 1, executionProviders: ['cpu'] });
+      const r = await session.run({ input: new ort.Tensor('float32', x, [3, size, size, 3]) });
+      await session.release();
+      return r.features.data as Float32Array;
+    };
+    const imgs = { data: Uint8Array.from(seeded(3 * size * size * 3, 17), (v) => Math.floor(v * 256)), n: 3, width: size, height: size, channels: 3 as const };
+    const normalised = preprocessRawBatch(imgs, size, pre);
+    const pixels = preprocessRawBatch(imgs, size, withoutNormalisation(pre));
+    assert.deepEqual(pixels, Float32Array.from(imgs.data), 'without normalisation, pixels are only converted');
+    assert.ok(Math.max(...pixels) > 250 && Math.max(...normalised) <= 1, 'pixels in, normalised values out');
+    assert.deepEqual(await run(inGraph, pixels), await run(plain, normalised));
+    // With a mean to subtract the graph adds an Add node: the same features to rounding.
+    const centred = { ...pre, scale: 1 / 127.5, mean: [1, 1, 1] as [number, number, number] };
+    const built2 = await buildFeatureLayersModel(mobilenetV2Source(), 'block_13_expand_relu', size, true);
+    const plain2 = encodeModel(kerasToOnnx(built2.topology, (n) => built2.weights.get(n), { inputSize: size }));
+    const inGraph2 = encodeModel(kerasToOnnx(built2.topology, (n) => built2.weights.get(n), { inputSize: size, normalise: affineOf(centred) }));
+    built2.model.dispose();
+    const x2 = preprocessRawBatch(imgs, size, centred);
+    assert.ok(Math.min(...x2) < 0);
+    assert.ok(maxAbsDiff(await run(inGraph2, pixels), await run(plain2, x2)) <= 1e-5);
+  });
 });
 
 describe('built-in extractor', () => {
@@ -149,6 +184,10 @@ describe('built-in extractor', () => {
     assert.ok(onnx96.info.verification!.maxAbsDiff <= 1e-4);
     assert.ok(onnx96.info.threads >= 1);
     assert.equal(onnx96.info.fallbackReason, undefined);
+    // The exported graph normalises its input: it takes pixels; TF.js takes them normalised.
+    assert.equal(onnx96.info.normalisesInGraph, true);
+    assert.deepEqual(onnx96.inputPreprocessing, withoutNormalisation(MOBILENET_V2_SPEC.preprocessing));
+    assert.equal(tfjs96.inputPreprocessing, MOBILENET_V2_SPEC.preprocessing);
     assert.ok(readFileSync(onnx96.info.onnxPath!).length > 1_000_000);
     assert.equal(tfjs96.engine, 'tfjs');
     assert.ok(['wasm', 'cpu', 'tensorflow'].includes(tfjs96.backend));
@@ -156,15 +195,17 @@ describe('built-in extractor', () => {
 
   test('n x 576 features, deterministic, same on both engines', async () => {
     const n = 5;
-    const x = seeded(n * 96 * 96 * 3, 3);
+    // The same seeded pixels, prepared for each engine.
+    const x = verificationInputs(onnx96.inputPreprocessing, n, 96, 3);
+    const xt = verificationInputs(tfjs96.inputPreprocessing, n, 96, 3);
     const a = await onnx96.extract(x, n, { batchSize: 2 });
     const a2 = await onnx96.extract(x, n, { batchSize: 4 });
-    const b = await tfjs96.extract(x, n);
+    const b = await tfjs96.extract(xt, n);
     assert.equal(a.length, n * 576);
     assert.deepEqual(a, await onnx96.extract(x, n, { batchSize: 2 }));
     assert.ok(maxAbsDiff(a, a2) <= 1e-5, 'batching does not change features');
     assert.ok(maxAbsDiff(a, b) <= 1e-4);
-    assert.deepEqual(b, await tfjs96.extract(x, n));
+    assert.deepEqual(b, await tfjs96.extract(xt, n));
   });
 
   test('grayscale 28x28 uint8 path (replicate + bilinear resize) and progress', async () => {
@@ -173,7 +214,7 @@ describe('built-in extractor', () => {
     const f = await extractFeaturesFromRaw(onnx96, imgs, { batchSize: 3, onProgress: (d) => progress.push(d) });
     assert.equal(f.length, 7 * 576);
     assert.deepEqual(progress, [3, 6, 7]);
-    const x = preprocessRawBatch(imgs, 96, MOBILENET_V2_SPEC.preprocessing);
+    const x = preprocessRawBatch(imgs, 96, onnx96.inputPreprocessing);
     assert.ok(maxAbsDiff(f, await onnx96.extract(x, 7)) <= 1e-5);
     assert.ok(f.every((v) => Number.isFinite(v) && v >= 0));
     assert.deepEqual(f, await extractFeaturesFromRaw(onnx96, imgs, { batchSize: 3 }));
@@ -326,10 +367,11 @@ describe('registered backbones', () => {
     assert.equal(t.engine, 'tfjs');
     assert.equal(o.engine, 'onnx');
     assert.ok(o.info.verification?.ok);
-    const x = seeded(2 * 96 * 96 * 3, 9);
+    const x = verificationInputs(spec.preprocessing, 2, 96, 9);
     const ref = await builtin.extract(x, 2);
     assert.ok(maxAbsDiff(ref, await t.extract(x, 2)) <= 1e-6);
-    assert.ok(maxAbsDiff(ref, await o.extract(x, 2)) <= 1e-4);
+    // Its export normalises inside the graph: the same pixels, not normalised.
+    assert.ok(maxAbsDiff(ref, await o.extract(verificationInputs(o.inputPreprocessing, 2, 96, 9), 2)) <= 1e-4);
     await Promise.all([builtin.dispose(), t.dispose(), o.dispose()]);
   });
 });

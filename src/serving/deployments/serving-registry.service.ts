@@ -257,7 +257,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
       found = (async () => {
         const spec = await this.backbones.get(m.backbone.id);
         const extractor = await this.backbones.extractor(spec, m.backbone.featureLayer, m.backbone.inputSize);
-        let run = (images: PassImage[]) => extractor.extract(preprocessPass(images, extractor.inputSize, spec.preprocessing), images.length, { batchSize: images.length });
+        let run = (images: PassImage[]) => extractor.extract(preprocessPass(images, extractor.inputSize, extractor.inputPreprocessing), images.length, { batchSize: images.length });
         let engine = `${extractor.engine}/${extractor.backend} (main thread)`;
         let pool: BackbonePool | undefined;
         const threadConfig = onnxThreadConfig(extractor);

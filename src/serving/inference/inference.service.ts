@@ -106,7 +106,7 @@ export class InferenceService {
       let abandoned = false;
       try {
         const work = (async () => {
-          const target = { inputSize: runtime.inputSize, preprocessing: runtime.spec.preprocessing };
+          const target = { inputSize: runtime.inputSize, preprocessing: runtime.extractor.inputPreprocessing };
           const images = await Promise.all(
             checked.map((img, i) =>
               this.registry.decodeSlots.run(async () => {

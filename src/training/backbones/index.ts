@@ -3,7 +3,7 @@
  *
  *   const info = await initTensorBackend();                 // health + metrics: info.backend, info.tried
  *   const fx = await loadBackbone(MOBILENET_V2_SPEC, { engine: 'auto' });   // block_13_expand_relu @ 96 px
- *   const x = preprocessRawBatch(images, fx.inputSize, fx.spec.preprocessing);
+ *   const x = preprocessRawBatch(images, fx.inputSize, fx.inputPreprocessing);   // what this engine takes
  *   const feats = await fx.extract(x, images.n);            // n x 576
  *   // or, with overlapped preprocessing: await extractFeaturesFromRaw(fx, images)
  *   const stats = loadPublicStats(fx.spec.id, fx.featureLayer, fx.inputSize); // of L2-normalised features
@@ -28,7 +28,7 @@ export {
   type LoadBackboneOptions,
   type EngineFacts,
 } from './loader';
-export { preprocessImages, preprocessRawBatch, decodeImage, type RawImage, type RawImageBatch, type ImageInput } from './preprocess';
+export { preprocessImages, preprocessRawBatch, affineOf, withoutNormalisation, decodeImage, type RawImage, type RawImageBatch, type ImageInput } from './preprocess';
 export { extractFeaturesFromRaw, type ExtractImagesOptions } from './pipeline';
 export { preprocessPass, packPass, unpackPass, type PassImage, type PackedImage } from './pass';
 export { loadPublicStats, publicStatsSizes, computePublicStats, loadMnistDigits, l2NormalisedMoments, STD_FLOOR, type PublicFeatureStats, type PublicStatsFile } from './public-stats';

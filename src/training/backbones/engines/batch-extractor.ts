@@ -1,8 +1,9 @@
-import { BackboneError, type BackboneSpec, type ExtractOptions, type ExtractorInfo, type FeatureExtractor } from '../types';
+import { withoutNormalisation } from '../preprocess';
+import { BackboneError, type BackboneSpec, type ExtractOptions, type ExtractorInfo, type FeatureExtractor, type PreprocessingSpec } from '../types';
 
 /**
- * What both engines share: the extractor's identity from its info, and `extract`, which checks that the
- * pixels hold n preprocessed images, runs them `batchSize` at a time through the engine's `runBatch`
+ * What both engines share: the extractor's identity from its info (and from it what its input is prepared
+ * with), and `extract`, which checks that the pixels hold n prepared images, runs them `batchSize` at a time through the engine's `runBatch`
  * (b images -> b x featureDim features) and gathers the features, reporting progress after each batch.
  */
 export abstract class BatchExtractor implements FeatureExtractor {
@@ -11,6 +12,7 @@ export abstract class BatchExtractor implements FeatureExtractor {
   readonly inputSize: number;
   readonly featureDim: number;
   readonly featureLayer: string;
+  readonly inputPreprocessing: PreprocessingSpec;
   private disposed = false;
 
   constructor(
@@ -21,6 +23,7 @@ export abstract class BatchExtractor implements FeatureExtractor {
     this.inputSize = info.inputSize;
     this.featureDim = info.featureDim;
     this.featureLayer = info.featureLayer;
+    this.inputPreprocessing = info.normalisesInGraph ? withoutNormalisation(spec.preprocessing) : spec.preprocessing;
   }
 
   /** Runs one batch (b images, NHWC float32) and returns b x featureDim features. */

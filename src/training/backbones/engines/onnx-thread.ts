@@ -10,8 +10,8 @@
  *
  * The thread loads the same verified ONNX file the platform's extractor uses (its path, input/output
  * names, layout and pooling come from that extractor), so its features equal the extractor's. A pass's
- * images arrive as decoded uint8 pixels packed in one transferred buffer and are resized and normalised
- * here, with the training path's code: the event loop neither converts nor allocates the four-times-larger
+ * images arrive as decoded uint8 pixels packed in one transferred buffer and are prepared here (resized,
+ * and normalised unless the graph does it itself), with the training path's code: the event loop neither converts nor allocates the four-times-larger
  * float32 tensor. Features are transferred back. A thread that dies fails its pending passes and is
  * started again on the next one.
  */
@@ -33,6 +33,8 @@ export interface OnnxThreadConfig {
   inputSize: number;
   featureDim: number;
   featureLayer: string;
+  /** The exported graph normalises its input: passes are prepared without normalisation (FeatureExtractor.inputPreprocessing). */
+  normalisesInGraph?: boolean;
   threads?: number;
   /** Let the session's pool threads spin between layers (only where no event loop needs the cores: see BackbonePool, BackbonesService). */
   spin?: boolean;
@@ -73,6 +75,7 @@ export function onnxThreadConfig(fx: FeatureExtractor): OnnxThreadConfig | undef
     inputSize: fx.inputSize,
     featureDim: fx.featureDim,
     featureLayer: fx.featureLayer,
+    normalisesInGraph: fx.info.normalisesInGraph,
     threads: fx.info.threads,
     executionProviders: fx.info.executionProviders,
   };
@@ -212,6 +215,7 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
           threads,
           requestedEngine: 'onnx',
           onnxPath: cfg.onnxPath,
+          normalisesInGraph: cfg.normalisesInGraph,
           executionProviders: providers,
         },
         { session, inputName: cfg.inputName || session.inputNames[0], outputName: cfg.outputName, layout: cfg.layout, pooling: cfg.pooling },
@@ -231,7 +235,7 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
         const runChunk = async (chunk: PassImage[]) => {
           const input = inputs.take(chunk.length * plane);
           try {
-            return await extractor.extract(preprocessPass(chunk, cfg.inputSize, cfg.spec.preprocessing, input), chunk.length, { batchSize: chunk.length });
+            return await extractor.extract(preprocessPass(chunk, cfg.inputSize, extractor.inputPreprocessing, input), chunk.length, { batchSize: chunk.length });
           } finally {
             inputs.give(input);
           }

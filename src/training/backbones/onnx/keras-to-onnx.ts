@@ -6,7 +6,10 @@
  * Dropout (identity at inference), GlobalAveragePooling2D.
  *
  * - The graph input is NHWC float32 [N, S, S, C] with a symbolic batch dim, followed by a Transpose to
- *   NCHW, so the ONNX and TF.js engines take the same tensors.
+ *   NCHW. With `normalise`, the graph then applies the backbone's per-channel affine normalisation
+ *   (x * a + b, from its PreprocessingSpec) itself, so that it takes pixels (0-255) and the caller only
+ *   converts them to float32: ONNX Runtime's vectorised Mul is a small fraction of JavaScript's loop
+ *   (docs/benchmarks.md). Without it the input is normalised, as the TF.js model's.
  * - A BatchNormalization whose only input is a convolution consumed by nothing else is folded into the
  *   convolution (W' = W * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta,
  *   computed in float64 and rounded to float32).
@@ -46,6 +49,8 @@ interface PendingConv {
 
 export interface ExportOptions {
   inputSize: number;
+  /** Per-channel x * a + b applied to the input inside the graph (preprocess.ts `affineOf`); absent: the input arrives normalised. */
+  normalise?: { a: Float32Array; b: Float32Array };
   channels?: number;
   graphName?: string;
   docString?: string;
@@ -163,7 +168,23 @@ export function kerasToOnnx(topology: KerasModelTopology, weights: WeightLookup,
           outputs: ['input_nchw'],
           attributes: { perm: { kind: 'ints', value: [0, 3, 1, 2] } },
         });
-        produced.set(layer.name, 'input_nchw');
+        let input = 'input_nchw';
+        if (opts.normalise) {
+          // After the transpose, with [1, C, 1, 1] coefficients: ONNX Runtime broadcasts those over whole
+          // channel planes in its vectorised loop, where [C] over the NHWC channel axis took a slow path
+          // (+0.7 ms per 224 px image on one thread, against nothing measurable here). b = 0 needs no Add.
+          const { a, b } = opts.normalise;
+          if (a.length !== channels || b.length !== channels) throw new BackboneError('ONNX_EXPORT_FAILED', `normalisation needs ${channels} values per coefficient`);
+          inits.push(floatTensor('input_scale', [1, channels, 1, 1], a));
+          nodes.push({ opType: 'Mul', name: 'input_scale', inputs: [input, 'input_scale'], outputs: ['input_scaled'] });
+          input = 'input_scaled';
+          if (b.some((v) => v !== 0)) {
+            inits.push(floatTensor('input_shift', [1, channels, 1, 1], b));
+            nodes.push({ opType: 'Add', name: 'input_shift', inputs: [input, 'input_shift'], outputs: ['input_normalised'] });
+            input = 'input_normalised';
+          }
+        }
+        produced.set(layer.name, input);
         break;
       }
       case 'ZeroPadding2D': {
