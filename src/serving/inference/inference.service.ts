@@ -1,8 +1,8 @@
 /**
  * classify: resolve the model (in memory, with the caller's grant), check every image cheaply, take room
- * in the backbone's bounded queue, decode (bounded concurrency, in a decode thread, which also resizes
- * and normalises images larger than the backbone's input; a lone request's small JPEG on the event loop), wait for the shared forward pass (which does so
- * for the others where it runs), apply the model's head. One deadline covers the whole request. Inference
+ * in the backbone's bounded queue, decode (bounded concurrency, in a decode thread, which also prepares
+ * images larger than the backbone's input; a lone request's small JPEG on the event loop), wait for the
+ * shared forward pass (which prepares the others where it runs), apply the model's head. One deadline covers the whole request. Inference
  * is post-processing of a released model: nothing here touches a privacy ledger.
  */
 import { Inject, Injectable, Logger } from '@nestjs/common';

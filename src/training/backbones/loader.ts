@@ -232,7 +232,6 @@ async function engineFacts(): Promise<EngineFacts & { tfjsPackage?: string }> {
 
 function onnxInfo(spec: BackboneSpec, layer: FeatureLayerSpec, size: number, s: OnnxSessionResult, batchSize: number, requested: EngineChoice, onnxPath: string, normalisesInGraph = false): ExtractorInfo {
   return {
-    normalisesInGraph,
     backboneId: spec.id,
     engine: 'onnx',
     backend: `onnxruntime-${s.providers[0]}`,
@@ -243,6 +242,7 @@ function onnxInfo(spec: BackboneSpec, layer: FeatureLayerSpec, size: number, s: 
     threads: s.threads,
     requestedEngine: requested,
     onnxPath,
+    normalisesInGraph,
     executionProviders: s.providers,
     fallbackReason: s.note,
   };

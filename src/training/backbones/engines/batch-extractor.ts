@@ -3,8 +3,8 @@ import { BackboneError, type BackboneSpec, type ExtractOptions, type ExtractorIn
 
 /**
  * What both engines share: the extractor's identity from its info (and from it what its input is prepared
- * with), and `extract`, which checks that the pixels hold n prepared images, runs them `batchSize` at a time through the engine's `runBatch`
- * (b images -> b x featureDim features) and gathers the features, reporting progress after each batch.
+ * with), and `extract`, which checks that the pixels hold n prepared images, runs them `batchSize` at a
+ * time through the engine's `runBatch` (b images -> b x featureDim features) and gathers the features, reporting progress after each batch.
  */
 export abstract class BatchExtractor implements FeatureExtractor {
   abstract readonly engine: FeatureExtractor['engine'];

@@ -11,8 +11,8 @@
  * The thread loads the same verified ONNX file the platform's extractor uses (its path, input/output
  * names, layout and pooling come from that extractor), so its features equal the extractor's. A pass's
  * images arrive as decoded uint8 pixels packed in one transferred buffer and are prepared here (resized,
- * and normalised unless the graph does it itself), with the training path's code: the event loop neither converts nor allocates the four-times-larger
- * float32 tensor. Features are transferred back. A thread that dies fails its pending passes and is
+ * and normalised unless the graph does it itself), with the training path's code: the event loop neither
+ * converts nor allocates the four-times-larger float32 tensor. Features are transferred back. A thread that dies fails its pending passes and is
  * started again on the next one.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
