@@ -123,15 +123,21 @@ describe('ONNX export matches TF.js', () => {
     assert.deepEqual(pixels, Float32Array.from(imgs.data), 'without normalisation, pixels are only converted');
     assert.ok(Math.max(...pixels) > 250 && Math.max(...normalised) <= 1, 'pixels in, normalised values out');
     assert.deepEqual(await run(inGraph, pixels), await run(plain, normalised));
-    // With a mean to subtract the graph adds an Add node: the same features to rounding.
-    const centred = { ...pre, scale: 1 / 127.5, mean: [1, 1, 1] as [number, number, number] };
+    // Per-channel means and deviations (ImageNet's) add an Add node after the transpose: the same features to rounding.
+    const imagenet: PreprocessingSpec = { ...pre, scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
     const built2 = await buildFeatureLayersModel(mobilenetV2Source(), 'block_13_expand_relu', size, true);
     const plain2 = encodeModel(kerasToOnnx(built2.topology, (n) => built2.weights.get(n), { inputSize: size }));
-    const inGraph2 = encodeModel(kerasToOnnx(built2.topology, (n) => built2.weights.get(n), { inputSize: size, normalise: affineOf(centred) }));
+    const graph2 = kerasToOnnx(built2.topology, (n) => built2.weights.get(n), { inputSize: size, normalise: affineOf(imagenet) });
     built2.model.dispose();
-    const x2 = preprocessRawBatch(imgs, size, centred);
+    const x2 = preprocessRawBatch(imgs, size, imagenet);
     assert.ok(Math.min(...x2) < 0);
-    assert.ok(maxAbsDiff(await run(inGraph2, pixels), await run(plain2, x2)) <= 1e-5);
+    assert.ok(maxAbsDiff(await run(encodeModel(graph2), pixels), await run(plain2, x2)) <= 1e-5);
+    // Where the nodes go: uniform coefficients as scalars before the transpose, per-channel ones after it.
+    const firstOps = (g: ReturnType<typeof kerasToOnnx>) => g.graph.nodes.slice(0, 3).map((n) => n.opType);
+    assert.deepEqual(firstOps(graph2), ['Transpose', 'Mul', 'Add']);
+    const built3 = await buildFeatureLayersModel(mobilenetV2Source(), 'block_13_expand_relu', size, true);
+    assert.deepEqual(firstOps(kerasToOnnx(built3.topology, (n) => built3.weights.get(n), { inputSize: size, normalise: affineOf(pre) })).slice(0, 2), ['Mul', 'Transpose']);
+    built3.model.dispose();
   });
 });
 

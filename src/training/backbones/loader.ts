@@ -41,7 +41,7 @@ import {
 } from './types';
 
 /** Bump when the exporter's output changes: old cached files are then ignored. */
-export const EXPORTER_VERSION = '3';
+export const EXPORTER_VERSION = '4';
 export const DEFAULT_ARTIFACT_DIR = './var/artifacts/backbones';
 export const DEFAULT_VERIFY_TOLERANCE = 1e-4;
 export const DEFAULT_BATCH_SIZE = 32;

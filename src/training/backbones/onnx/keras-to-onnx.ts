@@ -161,29 +161,33 @@ export function kerasToOnnx(topology: KerasModelTopology, weights: WeightLookup,
       case 'InputLayer': {
         const shape = c.batch_input_shape as (number | null)[];
         if (shape[3] != null && shape[3] !== channels) unsupported(layer, `expected ${channels} channels`);
+        // The backbone's normalisation, if the graph applies it (ONNX Runtime: +25-30 us per 96 px image at
+        // batch 64 placed after the transpose, where it parts the transpose from the first convolution;
+        // nothing measurable as a scalar before it; +0.7 ms per 224 px image as [C] over NHWC's last axis,
+        // a slow broadcasting path). Uniform coefficients (pixels / 255) are scalars before the transpose;
+        // per-channel ones [1, C, 1, 1] after it. b = 0 needs no Add.
+        const norm = opts.normalise;
+        if (norm && (norm.a.length !== channels || norm.b.length !== channels)) throw new BackboneError('ONNX_EXPORT_FAILED', `normalisation needs ${channels} values per coefficient`);
+        const uniform = norm !== undefined && norm.a.every((v) => v === norm.a[0]) && norm.b.every((v) => v === norm.b[0]);
+        const normalise = (input: string, dims: number[]): string => {
+          if (!norm) return input;
+          const values = (v: Float32Array) => (dims.length === 1 ? v.subarray(0, 1) : v);
+          inits.push(floatTensor('input_scale', dims, values(norm.a)));
+          nodes.push({ opType: 'Mul', name: 'input_scale', inputs: [input, 'input_scale'], outputs: ['input_scaled'] });
+          if (norm.b.every((v) => v === 0)) return 'input_scaled';
+          inits.push(floatTensor('input_shift', dims, values(norm.b)));
+          nodes.push({ opType: 'Add', name: 'input_shift', inputs: ['input_scaled', 'input_shift'], outputs: ['input_normalised'] });
+          return 'input_normalised';
+        };
+        const nhwc = uniform ? normalise(ONNX_INPUT_NAME, [1]) : ONNX_INPUT_NAME;
         nodes.push({
           opType: 'Transpose',
           name: 'input_nhwc_to_nchw',
-          inputs: [ONNX_INPUT_NAME],
+          inputs: [nhwc],
           outputs: ['input_nchw'],
           attributes: { perm: { kind: 'ints', value: [0, 3, 1, 2] } },
         });
-        let input = 'input_nchw';
-        if (opts.normalise) {
-          // After the transpose, with [1, C, 1, 1] coefficients: ONNX Runtime broadcasts those over whole
-          // channel planes in its vectorised loop, where [C] over the NHWC channel axis took a slow path
-          // (+0.7 ms per 224 px image on one thread, against nothing measurable here). b = 0 needs no Add.
-          const { a, b } = opts.normalise;
-          if (a.length !== channels || b.length !== channels) throw new BackboneError('ONNX_EXPORT_FAILED', `normalisation needs ${channels} values per coefficient`);
-          inits.push(floatTensor('input_scale', [1, channels, 1, 1], a));
-          nodes.push({ opType: 'Mul', name: 'input_scale', inputs: [input, 'input_scale'], outputs: ['input_scaled'] });
-          input = 'input_scaled';
-          if (b.some((v) => v !== 0)) {
-            inits.push(floatTensor('input_shift', [1, channels, 1, 1], b));
-            nodes.push({ opType: 'Add', name: 'input_shift', inputs: [input, 'input_shift'], outputs: ['input_normalised'] });
-            input = 'input_normalised';
-          }
-        }
+        const input = uniform ? 'input_nchw' : normalise('input_nchw', [1, channels, 1, 1]);
         produced.set(layer.name, input);
         break;
       }
