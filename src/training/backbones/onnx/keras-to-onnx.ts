@@ -6,8 +6,8 @@
  * Dropout (identity at inference), GlobalAveragePooling2D.
  *
  * - The graph input is NHWC float32 [N, S, S, C] with a symbolic batch dim, followed by a Transpose to
- *   NCHW. With `normalise`, the graph then applies the backbone's per-channel affine normalisation
- *   (x * a + b, from its PreprocessingSpec) itself, so that it takes pixels (0-255) and the caller only
+ *   NCHW. With `normalise`, the graph applies the backbone's per-channel affine normalisation (x * a + b,
+ *   from its PreprocessingSpec; placed as the InputLayer case explains) itself, so that it takes pixels (0-255) and the caller only
  *   converts them to float32: ONNX Runtime's vectorised Mul is a small fraction of JavaScript's loop
  *   (docs/benchmarks.md). Without it the input is normalised, as the TF.js model's.
  * - A BatchNormalization whose only input is a convolution consumed by nothing else is folded into the
