@@ -353,29 +353,13 @@ async function main(): Promise<void> {
       const latencies: number[] = [];
       let done = 0;
       let next = 0;
-      // The server's CPU over the measured window, per thread (Linux).
-      let cpuStart: ThreadCpu | undefined;
-      let cpuEnd: ThreadCpu | undefined;
-      // This process's CPU (the clients: they share the cores with the server) and the machine's, same window.
-      let clientStart: NodeJS.CpuUsage | undefined;
-      let clientEnd: NodeJS.CpuUsage | undefined;
-      let machineStart: ReturnType<typeof machineCpu>;
-      let machineEnd: ReturnType<typeof machineCpu>;
-      // And the server's own timings over the same window (from /metrics).
-      let timingsStart: Promise<ServerTimings | undefined> = Promise.resolve(undefined);
-      let timingsEnd: Promise<ServerTimings | undefined> = Promise.resolve(undefined);
-      const t0 = setTimeout(() => {
-        cpuStart = threadCpu(server!.pid!);
-        clientStart = process.cpuUsage();
-        machineStart = machineCpu();
-        timingsStart = serverTimings(base);
-      }, 1500);
-      const t1 = setTimeout(() => {
-        cpuEnd = threadCpu(server!.pid!);
-        clientEnd = process.cpuUsage(clientStart);
-        machineEnd = machineCpu();
-        timingsEnd = serverTimings(base);
-      }, 1500 + SECONDS * 1000);
+      // At each end of the measured window: the server's CPU per thread (Linux), this process's CPU (the
+      // clients: they share the cores with the server), the machine's, and the server's own timings (/metrics).
+      const snapshot = () => ({ server: threadCpu(server!.pid!), clients: process.cpuUsage(), machine: machineCpu(), timings: serverTimings(base) });
+      let start: ReturnType<typeof snapshot> | undefined;
+      let stop: ReturnType<typeof snapshot> | undefined;
+      const t0 = setTimeout(() => (start = snapshot()), 1500);
+      const t1 = setTimeout(() => (stop = snapshot()), 1500 + SECONDS * 1000);
       await Promise.all(
         Array.from({ length: c }, async () => {
           for (;;) {
@@ -393,18 +377,14 @@ async function main(): Promise<void> {
       clearTimeout(t0);
       clearTimeout(t1);
       // The last client can finish before the end-of-window timer has run (at concurrency 1, often).
-      if (cpuStart && !cpuEnd) {
-        cpuEnd = threadCpu(server!.pid!);
-        clientEnd = process.cpuUsage(clientStart);
-        machineEnd = machineCpu();
-        timingsEnd = serverTimings(base);
-      }
+      if (start && !stop) stop = snapshot();
       latencies.sort((a, b) => a - b);
-      const cpu = cpuStart && cpuEnd ? cpuPerRequest(cpuStart, cpuEnd, server!.pid!, done) : undefined;
-      const clientMs = clientEnd ? (clientEnd.user + clientEnd.system) / 1000 / Math.max(1, done) : undefined;
+      const cpu = start?.server && stop?.server ? cpuPerRequest(start.server, stop.server, server!.pid!, done) : undefined;
+      const clientMs = start && stop ? (stop.clients.user - start.clients.user + stop.clients.system - start.clients.system) / 1000 / Math.max(1, done) : undefined;
       // Busy share of the whole machine's CPU over the window (all cores; 1 = every core busy throughout).
-      const machineBusy = machineStart && machineEnd ? (machineEnd.busy - machineStart.busy) / Math.max(1, machineEnd.total - machineStart.total) : undefined;
-      const [ts, te] = await Promise.all([timingsStart, timingsEnd]);
+      const [m0, m1] = [start?.machine, stop?.machine];
+      const machineBusy = m0 && m1 ? (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total) : undefined;
+      const [ts, te] = await Promise.all([start?.timings, stop?.timings]);
       const inside = ts && te ? timingsBetween(ts, te) : undefined;
       const meanMs = latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length);
       return { concurrency: c, imagesPerSecond: done / SECONDS, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), meanMs, requests: done, cpu: cpu && { ...cpu, clientMs, machineBusy }, inside };
