@@ -90,6 +90,12 @@ export interface ServingConfig {
   backboneNice: number;
   /** Threads that decode classify's images; 0: automatic (one per core, up to 4). */
   decodeThreads: number;
+  /**
+   * A request alone in the process has its forward pass run on the event loop (no thread hand-offs) when
+   * the backbone's pass takes at most this long, timed at start: the event loop is blocked for that long.
+   * 0: never (every pass in a serving thread). CPU only.
+   */
+  inlinePassMaxMs: number;
 }
 
 export class ConfigError extends Error {
@@ -200,6 +206,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       backboneThreads: readInt(env, 'SERVING_BACKBONE_THREADS', 0, 0, 64),
       backboneNice: readInt(env, 'SERVING_BACKBONE_NICE', 10, 0, 19),
       decodeThreads: readInt(env, 'SERVING_DECODE_THREADS', 0, 0, 64),
+      inlinePassMaxMs: readInt(env, 'SERVING_INLINE_PASS_MAX_MS', 10, 0, 1000),
     },
   };
 }

@@ -26,6 +26,9 @@ describe('configuration', () => {
     assert.equal(loadConfig({ WORKER_EXTRACTION_NICE: '0' }).worker.extractionNice, 0);
     assert.throws(() => loadConfig({ WORKER_EXTRACTION_NICE: '20' }), /WORKER_EXTRACTION_NICE must be an integer from 0 to 19/);
     assert.equal(loadConfig({ BACKBONE_ENGINE: 'tfjs' }).backboneEngine, 'tfjs');
+    assert.equal(loadConfig({}).serving.inlinePassMaxMs, 10);
+    assert.equal(loadConfig({ SERVING_INLINE_PASS_MAX_MS: '0' }).serving.inlinePassMaxMs, 0);
+    assert.throws(() => loadConfig({ SERVING_INLINE_PASS_MAX_MS: '-1' }), /SERVING_INLINE_PASS_MAX_MS must be an integer from 0 to 1000/);
   });
 
   it('never repeats a password in its messages', () => {

@@ -2,7 +2,7 @@
  * Serving threads on the built-in backbone's verified ONNX graph: features equal the platform extractor's
  * on the training path's preprocessing (decoded pixels of any size and channel count are resized and
  * normalised in the thread), a lone pass takes the solo (all-core) session, and passes that overlap run
- * on the narrow sessions.
+ * on the narrow sessions; the pass of a request alone in the process runs inline on the calling thread.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -79,6 +79,65 @@ describe('backbone serving pool', () => {
     assert.ok(maxDiff(ra, expectedA) < 1e-4);
     assert.ok(maxDiff(rb, expectedB) < 1e-4, `narrow pass differs by ${maxDiff(rb, expectedB)}`);
     assert.ok(maxDiff(ra.subarray(0, fx.featureDim), rb.subarray(0, fx.featureDim)) > 1e-3, 'different images give different features');
+  });
+
+  it('runs the pass of a request alone in the process inline, with the same features; with company, on a thread', async () => {
+    let alone = true;
+    const inlined = new BackbonePool({ ...onnxThreadConfig(fx)!, threads: 1 }, 2, { soloThreads: 2, inline: { threads: 2, maxMs: 1000, alone: () => alone } });
+    try {
+      await inlined.start();
+      assert.equal(inlined.hasInline, true);
+      assert.ok(inlined.inlineCalibrationMs! > 0 && inlined.inlineCalibrationMs! < 1000, `calibration pass: ${inlined.inlineCalibrationMs} ms`);
+      const a = images(41);
+      const b = images(43).slice(0, 2);
+      const [ea, eb] = [await expected(fx, a), await expected(fx, b)];
+      const close = (x: Float32Array, y: Float32Array, what: string) => assert.ok(x.length === y.length && x.every((v, i) => Math.abs(v - y[i]) < 1e-4), what);
+
+      close(await inlined.run(a), ea, 'inline pass');
+      close(await inlined.run(b), eb, 'a smaller inline pass after a larger one');
+      assert.deepEqual([inlined.inlinePasses, inlined.soloPasses], [2, 0]);
+
+      // Another request in the process: the loop has its work to do, so the lone pass goes to the solo thread.
+      alone = false;
+      close(await inlined.run(a), ea, 'solo pass');
+      assert.deepEqual([inlined.inlinePasses, inlined.soloPasses], [2, 1]);
+
+      // Alone, but a pass already runs: the second goes to a narrow thread.
+      alone = true;
+      const [ra, rb] = await Promise.all([inlined.run(a), inlined.run(b)]);
+      close(ra, ea, 'inline pass beside a narrow one');
+      close(rb, eb, 'narrow pass beside an inline one');
+      assert.deepEqual([inlined.inlinePasses, inlined.soloPasses], [3, 1]);
+
+      // close waits for an inline pass in flight (releasing its session under session.run would crash).
+      const pending = inlined.run(a);
+      await inlined.close();
+      close(await pending, ea, 'inline pass across close');
+    } finally {
+      await inlined.close();
+    }
+  });
+
+  it('keeps passes off the event loop when one takes longer than maxMs, or when maxMs is 0', async () => {
+    const config = { ...onnxThreadConfig(fx)!, threads: 1 };
+    const slow = new BackbonePool(config, 1, { inline: { threads: 2, maxMs: 0.001, alone: () => true } });
+    const off = new BackbonePool(config, 1, { inline: { threads: 2, maxMs: 0, alone: () => true } });
+    try {
+      await Promise.all([slow.start(), off.start()]);
+      assert.equal(slow.hasInline, false);
+      assert.ok(slow.inlineCalibrationMs! > 0.001, 'the calibration pass was timed');
+      assert.equal(off.hasInline, false);
+      assert.equal(off.inlineCalibrationMs, undefined, 'no inline session opened');
+      const a = images(51);
+      const ea = await expected(fx, a);
+      for (const p of [slow, off]) {
+        const r = await p.run(a);
+        assert.ok(r.every((v, i) => Math.abs(v - ea[i]) < 1e-4));
+        assert.equal(p.inlinePasses, 0);
+      }
+    } finally {
+      await Promise.all([slow.close(), off.close()]);
+    }
   });
 
   it('has no solo session when it would not have more threads than the narrow ones', () => {

@@ -103,6 +103,8 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
   readonly decodeSlots = new Semaphore(Math.max(4, availableParallelism()));
   /** Where classify's encoded images are decoded (and large ones resized): off the event loop. */
   readonly decoder: DecodeThreads;
+  /** classify requests of this process between their model's resolution and their answer. */
+  private classifying = 0;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -111,6 +113,24 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
     private readonly readiness: ReadinessRegistry,
   ) {
     this.decoder = new DecodeThreads(config.serving.decodeThreads || Math.min(availableParallelism(), 4));
+  }
+
+  /**
+   * classify requests being served in this process. A request alone has its image decoded and its pass
+   * run on the event loop, which has nothing else to do meanwhile (decodesOnCallingThread, BackbonePool).
+   */
+  get requestsInFlight(): number {
+    return this.classifying;
+  }
+
+  /** Counts a classify request as in flight until `fn` settles. */
+  async serving<T>(fn: () => Promise<T>): Promise<T> {
+    this.classifying++;
+    try {
+      return await fn();
+    } finally {
+      this.classifying--;
+    }
   }
 
   /** Worker-only processes serve no GraphQL, so they load no models. */
@@ -267,14 +287,20 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
           const workers = this.config.serving.backboneThreads || (gpu ? 1 : Math.min(cores, 4));
           const intraOp = Math.max(1, Math.floor(cores / workers));
           try {
-            // On CPU with several narrow threads, a lone pass runs on a solo session using every core.
+            // On CPU with several narrow threads, a lone pass runs on a solo session using every core; the
+            // pass of a request alone in the process, on such a session on the event loop.
             const soloThreads = !gpu && workers > 1 && intraOp < cores ? cores : 0;
-            const p = new BackbonePool({ ...threadConfig, threads: intraOp, nice: this.config.serving.backboneNice }, workers, { soloThreads });
+            const inline = gpu ? undefined : { threads: cores, maxMs: this.config.serving.inlinePassMaxMs, alone: () => this.classifying <= 1 };
+            const p = new BackbonePool({ ...threadConfig, threads: intraOp, nice: this.config.serving.backboneNice }, workers, { soloThreads, inline });
             await p.start();
             pool = p;
             run = (images) => p.run(images);
             const nice = p.nice !== undefined && p.nice > 0 ? `, nice ${p.nice}` : '';
-            engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${nice}${p.hasSolo ? `, solo pass x ${soloThreads}` : ''})`;
+            const lone = p.hasInline ? `, a lone request's pass inline x ${cores} (${p.inlineCalibrationMs!.toFixed(1)} ms)` : '';
+            engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${nice}${p.hasSolo ? `, solo pass x ${soloThreads}` : ''}${lone})`;
+            if (inline && inline.maxMs > 0 && !p.hasInline) {
+              this.logger.log({ msg: 'forward passes stay off the event loop: a pass takes longer than SERVING_INLINE_PASS_MAX_MS', backbone: key, passMs: Number(p.inlineCalibrationMs!.toFixed(2)), maxMs: inline.maxMs });
+            }
           } catch (err) {
             this.logger.warn({ msg: 'backbone serving threads unavailable; forward passes run on the main thread', backbone: key, error: (err as Error).message });
           }

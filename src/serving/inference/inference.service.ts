@@ -1,9 +1,10 @@
 /**
  * classify: resolve the model (in memory, with the caller's grant), check every image cheaply, take room
  * in the backbone's bounded queue, decode (bounded concurrency, in a decode thread, which also prepares
- * images larger than the backbone's input; a lone request's small JPEG on the event loop), wait for the
- * shared forward pass (which prepares the others where it runs), apply the model's head. One deadline covers the whole request. Inference
- * is post-processing of a released model: nothing here touches a privacy ledger.
+ * images larger than the backbone's input), wait for the shared forward pass (which prepares the others
+ * where it runs), apply the model's head. A request alone in the process has its small JPEG decoded and
+ * its pass run on the event loop. One deadline covers the whole request. Inference is post-processing of a
+ * released model: nothing here touches a privacy ledger.
  */
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
@@ -49,8 +50,6 @@ function outcomeOf(err: unknown): string {
 @Injectable()
 export class InferenceService {
   private readonly logger = new Logger('Inference');
-  /** classify requests of this process between their model's resolution and their answer. */
-  private inFlight = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -71,9 +70,8 @@ export class InferenceService {
     const info = await this.registry.resolveForClassify(principal, ref);
 
     const attrs = { model: info.name, version: String(info.version) };
-    this.inFlight++;
     try {
-      const predictions = await this.run(info, images, topK, started + limits.requestTimeoutMs);
+      const predictions = await this.registry.serving(() => this.run(info, images, topK, started + limits.requestTimeoutMs));
       servingMetrics.requests.add(1, { ...attrs, outcome: 'ok' });
       servingMetrics.images.add(images.length, attrs);
       return { model: info, predictions };
@@ -83,7 +81,6 @@ export class InferenceService {
       this.logger.error({ msg: 'inference failed', model: `${info.name}@${info.version}`, error: (err as Error).message });
       throw new InferenceFailedError(`inference with ${info.name}@${info.version} failed; the error was logged`);
     } finally {
-      this.inFlight--;
       servingMetrics.requestDuration.record((performance.now() - started) / 1000, attrs);
     }
   }
@@ -111,7 +108,7 @@ export class InferenceService {
             checked.map((img, i) =>
               this.registry.decodeSlots.run(async () => {
                 if (abandoned) throw new Error('abandoned');
-                const here = decodesOnCallingThread(img, { requestsInFlight: this.inFlight, imagesInRequest: checked.length, target });
+                const here = decodesOnCallingThread(img, { requestsInFlight: this.registry.requestsInFlight, imagesInRequest: checked.length, target });
                 return prepareChecked(img, i, limits, target, here ? decodeForPass : this.registry.decoder.decodeForPass);
               }),
             ),

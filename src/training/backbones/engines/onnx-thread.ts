@@ -12,8 +12,10 @@
  * names, layout and pooling come from that extractor), so its features equal the extractor's. A pass's
  * images arrive as decoded uint8 pixels packed in one transferred buffer and are prepared here (resized,
  * and normalised unless the graph does it itself), with the training path's code: the event loop neither
- * converts nor allocates the four-times-larger float32 tensor. Features are transferred back. A thread that dies fails its pending passes and is
- * started again on the next one.
+ * converts nor allocates the four-times-larger float32 tensor. Features are transferred back. A thread
+ * that dies fails its pending passes and is started again on the next one. `PassSession` is the thread's
+ * session and pass preparation; the serving pool also opens one on the main thread, for the pass of a
+ * request alone in the process.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ThreadCalls } from '../../../common/thread-calls';
@@ -151,7 +153,7 @@ export class OnnxExtractorThread {
   }
 }
 
-// ---- the thread --------------------------------------------------------------------------------------
+// ---- a pass, where it runs ----------------------------------------------------------------------------
 
 /**
  * Input tensors reused from pass to pass: a fresh zero-filled 600 KB array per 224 px image cost as much
@@ -172,82 +174,108 @@ class InputBuffers {
   }
 }
 
+/**
+ * A thread config's session and the passes it runs, in the thread that opens it: a backbone thread
+ * (below), or the main thread for a lone request's pass (serving/inference/backbone-pool.ts). Images are
+ * prepared with the training path's code into a reused input tensor, and run in chunks of `batchSize`.
+ */
+export class PassSession {
+  private readonly inputs = new InputBuffers();
+
+  private constructor(
+    readonly extractor: FeatureExtractor,
+    private readonly inputSize: number,
+  ) {}
+
+  static async open(cfg: OnnxThreadConfig): Promise<PassSession> {
+    // onnxruntime-node is loaded by the thread that calls this (native bindings are per thread).
+    const o = ort();
+    const threads = Math.max(1, cfg.threads ?? 1);
+    const providers = cfg.executionProviders ?? ['cpu'];
+    // As the platform's sessions (createOnnxSession), but spinning only when asked. Spinning pool threads
+    // take the cores that the main thread needs to decode the next images and answer HTTP, which
+    // serializes a busy server; a session that runs only when the backbone is otherwise idle (the solo
+    // and inline serving passes) or in a process without an API (training extraction in a worker) spins,
+    // because waking a sleeping pool thread for every layer is slow (on a 2-core VM at 224 px a lone pass
+    // takes 3.0-3.6 ms without spinning, 2.1-2.5 ms with it). Spinning stops when the pass returns
+    // (`force_spinning_stop`): otherwise the pool threads went on spinning after each solo pass, taking
+    // the cores from the narrow passes, decoding and HTTP that followed it (bench:serving at concurrency 8:
+    // 259-280 -> 303-308 images/s, server CPU per request 6.4-6.8 -> 5.5 ms).
+    const spin = cfg.spin === true && threads > 1 ? '1' : '0';
+    const session = await o.InferenceSession.create(cfg.onnxPath, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      executionProviders: providers,
+      extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: '0' }, force_spinning_stop: spin } },
+    });
+    const extractor = new OnnxExtractor(
+      cfg.spec,
+      {
+        backboneId: cfg.spec.id,
+        engine: 'onnx',
+        backend: `onnxruntime-${providers[0]}`,
+        inputSize: cfg.inputSize,
+        featureLayer: cfg.featureLayer,
+        featureDim: cfg.featureDim,
+        batchSize: 1024,
+        threads,
+        requestedEngine: 'onnx',
+        onnxPath: cfg.onnxPath,
+        normalisesInGraph: cfg.normalisesInGraph,
+        executionProviders: providers,
+      },
+      { session, inputName: cfg.inputName || session.inputNames[0], outputName: cfg.outputName, layout: cfg.layout, pooling: cfg.pooling },
+    );
+    return new PassSession(extractor, cfg.inputSize);
+  }
+
+  /** One pass: n x featureDim features, in a fresh array of exactly that length. */
+  async run(images: PassImage[], batchSize?: number): Promise<Float32Array> {
+    const n = images.length;
+    const bs = Math.max(1, Math.min(n, batchSize ?? n));
+    if (bs === n) return this.runChunk(images);
+    // Chunk by chunk, so a large pass never holds more than one chunk's float32 tensor.
+    const D = this.extractor.featureDim;
+    const out = new Float32Array(n * D);
+    for (let s = 0; s < n; s += bs) out.set(await this.runChunk(images.slice(s, s + bs)), s * D);
+    return out;
+  }
+
+  private async runChunk(chunk: PassImage[]): Promise<Float32Array> {
+    const S = this.inputSize;
+    const input = this.inputs.take(chunk.length * S * S * 3);
+    try {
+      return await this.extractor.extract(preprocessPass(chunk, S, this.extractor.inputPreprocessing, input), chunk.length, { batchSize: chunk.length });
+    } finally {
+      this.inputs.give(input);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.extractor.dispose();
+  }
+}
+
+// ---- the thread --------------------------------------------------------------------------------------
+
 if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
   const cfg = workerData[THREAD_FLAG] as OnnxThreadConfig;
   const port = parentPort;
   void (async () => {
-    let extractor: FeatureExtractor;
+    let passes: PassSession;
     // Before the session exists, so that its intra-op pool threads (created with it) inherit the priority.
     const nice = lowerThreadPriority(cfg.nice ?? 0);
     try {
-      // onnxruntime-node is loaded here, inside the thread (native bindings are per thread).
-      const o = ort();
-      const threads = Math.max(1, cfg.threads ?? 1);
-      const providers = cfg.executionProviders ?? ['cpu'];
-      // As the platform's sessions (createOnnxSession), but spinning only when asked. Spinning pool threads
-      // take the cores that the main thread needs to decode the next images and answer HTTP, which
-      // serializes a busy server; a session that runs only when the backbone is otherwise idle (the solo
-      // serving pass) or in a process without an API (training extraction in a worker) spins, because
-      // waking a sleeping pool thread for every layer is slow (on a 2-core VM at 224 px a lone pass takes
-      // 3.0-3.6 ms without spinning, 2.1-2.5 ms with it). Spinning stops when the pass returns
-      // (`force_spinning_stop`): otherwise the pool threads went on spinning after each solo pass, taking
-      // the cores from the narrow passes, decoding and HTTP that followed it (bench:serving at concurrency 8:
-      // 259-280 -> 303-308 images/s, server CPU per request 6.4-6.8 -> 5.5 ms).
-      const spin = cfg.spin === true && threads > 1 ? '1' : '0';
-      const session = await o.InferenceSession.create(cfg.onnxPath, {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        executionProviders: providers,
-        extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: '0' }, force_spinning_stop: spin } },
-      });
-      extractor = new OnnxExtractor(
-        cfg.spec,
-        {
-          backboneId: cfg.spec.id,
-          engine: 'onnx',
-          backend: `onnxruntime-${providers[0]}`,
-          inputSize: cfg.inputSize,
-          featureLayer: cfg.featureLayer,
-          featureDim: cfg.featureDim,
-          batchSize: 1024,
-          threads,
-          requestedEngine: 'onnx',
-          onnxPath: cfg.onnxPath,
-          normalisesInGraph: cfg.normalisesInGraph,
-          executionProviders: providers,
-        },
-        { session, inputName: cfg.inputName || session.inputNames[0], outputName: cfg.outputName, layout: cfg.layout, pooling: cfg.pooling },
-      );
+      passes = await PassSession.open(cfg);
     } catch (err) {
       port.postMessage({ kind: 'startError', message: (err as Error).message } satisfies Reply);
       return;
     }
-    const plane = cfg.inputSize * cfg.inputSize * 3;
-    const inputs = new InputBuffers();
     port.on('message', async (m: Request) => {
       try {
-        const images = unpackPass(m.buffer, m.layout);
-        const n = images.length;
-        const D = cfg.featureDim;
-        const bs = Math.max(1, Math.min(n, m.batchSize ?? n));
-        const runChunk = async (chunk: PassImage[]) => {
-          const input = inputs.take(chunk.length * plane);
-          try {
-            return await extractor.extract(preprocessPass(chunk, cfg.inputSize, extractor.inputPreprocessing, input), chunk.length, { batchSize: chunk.length });
-          } finally {
-            inputs.give(input);
-          }
-        };
-        let out: Float32Array;
-        if (bs === n) {
-          out = await runChunk(images); // a fresh array of exactly n x D: transferred as is
-        } else {
-          // Chunk by chunk, so a large pass never holds more than one chunk's float32 tensor.
-          out = new Float32Array(n * D);
-          for (let s = 0; s < n; s += bs) out.set(await runChunk(images.slice(s, s + bs)), s * D);
-        }
+        const out = await passes.run(unpackPass(m.buffer, m.layout), m.batchSize);
         port.postMessage({ id: m.id, features: out.buffer as ArrayBuffer } satisfies Reply, [out.buffer as ArrayBuffer]);
       } catch (err) {
         port.postMessage({ id: m.id, error: (err as Error).message } satisfies Reply);
