@@ -187,6 +187,10 @@ describe('model serving end to end', () => {
       assert.ok(nice.filter((n) => n === 10).length >= Math.min(4, availableParallelism()), `thread nice values ${nice}`);
       assert.equal(getPriority(pid), 0, 'the main thread keeps its priority');
     }
+    // On CPU, the pass of a request alone in the process runs on the event loop (the model's small input
+    // passes in well under SERVING_INLINE_PASS_MAX_MS).
+    const loaded = server.logs.find((l) => l.includes('"model ready"') && l.includes('fashion@1'));
+    assert.match(loaded ?? '', /a lone request's pass inline/, `model ready log: ${loaded}`);
     const again = await as(engineer, 'mutation { deployModel(input: { model: "fashion@1" }) { deployment { status } } }');
     assert.equal(again.data.deployModel.deployment.status, 'READY', 'deploying twice is harmless');
   });
