@@ -6,9 +6,9 @@ export interface InlinePassOptions {
   /** Its intra-op threads (all cores). */
   threads: number;
   /**
-   * The longest pass it may block the event loop for: at start, passes of one blank image are timed (the
-   * median of three after a first), and above this the pool runs without it. A request arriving
-   * meanwhile waits that long.
+   * The longest pass it may block the event loop for: at start, a lone pass of one blank image is timed
+   * on a serving thread with as many intra-op threads (the median of three after a first), and above this
+   * the pool runs without an inline session. A request arriving during an inline pass waits that long.
    */
   maxMs: number;
   /** Whether no other request is being served in this process (nothing else needs the event loop). */
@@ -44,7 +44,7 @@ export class BackbonePool {
   /** Passes run on the solo thread and inline (diagnostics). */
   soloPasses = 0;
   inlinePasses = 0;
-  /** The inline session's pass time at start (ms, median of three), whether or not it was kept. */
+  /** A lone pass's time at start (ms, median of three), whether or not it qualified for the inline session. */
   inlineCalibrationMs: number | undefined;
 
   constructor(
@@ -76,20 +76,33 @@ export class BackbonePool {
     await Promise.all([...this.narrow, ...(this.solo ? [this.solo] : [])].map((t) => t.start()));
     const inline = this.opts.inline;
     if (inline && inline.maxMs > 0) {
-      const session = await PassSession.open({ ...this.config, threads: inline.threads, spin: true, nice: 0 });
-      const S = this.config.inputSize;
-      const blank = { data: new Uint8Array(S * S * 3).fill(128), width: S, height: S, channels: 3 as const };
-      await session.run([blank]); // the first run allocates the session's buffers
-      const times: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const t0 = performance.now();
-        await session.run([blank]);
-        times.push(performance.now() - t0);
+      // Timed on a thread with as many intra-op threads (so a slow backbone never blocks the loop to find
+      // out), and the inline session opened only if it qualifies.
+      this.inlineCalibrationMs = await this.timeLonePass(this.solo ?? this.narrow[0]);
+      if (this.inlineCalibrationMs <= inline.maxMs) {
+        const session = await PassSession.open({ ...this.config, threads: inline.threads, spin: true, nice: 0 });
+        await session.run([this.blank()]); // its first run allocates its buffers
+        this.inline = session;
       }
-      this.inlineCalibrationMs = times.sort((a, b) => a - b)[1];
-      if (this.inlineCalibrationMs <= inline.maxMs) this.inline = session;
-      else await session.close();
     }
+  }
+
+  /** A lone pass of one image on this thread: the median of three, after a first run. */
+  private async timeLonePass(thread: OnnxExtractorThread): Promise<number> {
+    const blank = this.blank();
+    await thread.run([blank]);
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await thread.run([blank]);
+      times.push(performance.now() - t0);
+    }
+    return times.sort((a, b) => a - b)[1];
+  }
+
+  private blank() {
+    const S = this.config.inputSize;
+    return { data: new Uint8Array(S * S * 3).fill(128), width: S, height: S, channels: 3 as const };
   }
 
   /** Runs inline when the request is alone, else on the solo thread when nothing else runs, else on a free narrow thread. */
