@@ -4,9 +4,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   affineOf,
@@ -255,6 +255,28 @@ describe('built-in extractor', () => {
     const again = await loadBackbone(MOBILENET_V2_SPEC, { engine: 'onnx', artifactDir: dir, logger: quiet });
     assert.equal(again.info.onnxPath, onnx96.info.onnxPath);
     await again.dispose();
+  });
+
+  test('a new export deletes the exports it supersedes (same layer and size, another key), nothing else', async () => {
+    const art = join(dir, 'superseded');
+    const backboneDir = join(art, MOBILENET_V2_SPEC.id);
+    mkdirSync(backboneDir, { recursive: true });
+    const layer = MOBILENET_V2_SPEC.featureLayers[0].name;
+    const files = {
+      superseded: `${layer}-96px-0123456789abcdef.onnx`,
+      otherSize: `${layer}-224px-0123456789abcdef.onnx`,
+      otherLayer: `out_relu-96px-0123456789abcdef.onnx`,
+      notAnExport: `${layer}-96px-notes.txt`,
+    };
+    for (const f of Object.values(files)) writeFileSync(join(backboneDir, f), 'old');
+    const fx = await loadBackbone(MOBILENET_V2_SPEC, { engine: 'onnx', featureLayer: layer, inputSize: 96, artifactDir: art, logger: quiet });
+    try {
+      assert.equal(fx.engine, 'onnx');
+      const left = readdirSync(backboneDir).sort();
+      assert.deepEqual(left, [basename(fx.info.onnxPath!), files.otherSize, files.otherLayer, files.notAnExport].sort());
+    } finally {
+      await fx.dispose();
+    }
   });
 });
 

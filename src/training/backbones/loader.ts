@@ -13,9 +13,9 @@
  * For layers models 'auto' means ONNX Runtime, unless only TF.js has a GPU here (`autoEngine`).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createOnnxSession, OnnxExtractor, ort, preferredExecutionProviders, type OnnxSessionResult } from './engines/onnx-extractor';
 import { poolOutput, TfjsExtractor } from './engines/tfjs-extractor';
 import { buildFeatureLayersModel, type FeatureLayersModel, type WeightMap } from './layers-model';
@@ -203,7 +203,30 @@ export function getOrExportOnnx(
     },
   });
   atomicWrite(path, encodeModel(model));
+  removeSupersededExports(path);
   return { path, cached: false };
+}
+
+/**
+ * Deletes the exports of the same layer and size that this one supersedes (another exporter version, or
+ * other source weights: their key differs), which nothing reads any more (2.4 MB each for the built-in
+ * backbone's block_13_expand_relu, more for larger graphs). A
+ * process of another platform version that still wanted one exports it again.
+ */
+function removeSupersededExports(path: string): void {
+  const dir = dirname(path);
+  const name = basename(path);
+  const prefix = name.slice(0, name.lastIndexOf('-') + 1); // `${layer}-${size}px-`
+  const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const sibling = new RegExp(`^${escaped}[0-9a-f]{16}\\.onnx$`);
+  for (const f of readdirSync(dir)) {
+    if (f === name || !sibling.test(f)) continue;
+    try {
+      unlinkSync(join(dir, f));
+    } catch {
+      /* gone already, or not ours to delete: it only costs disk */
+    }
+  }
 }
 
 /** What decides 'auto' on this host. */
