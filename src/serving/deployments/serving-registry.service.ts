@@ -124,7 +124,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
   }
 
   /** Counts a classify request as in flight until `fn` settles. */
-  async serving<T>(fn: () => Promise<T>): Promise<T> {
+  async countingRequest<T>(fn: () => Promise<T>): Promise<T> {
     this.classifying++;
     try {
       return await fn();
@@ -290,7 +290,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
             // On CPU with several narrow threads, a lone pass runs on a solo session using every core; the
             // pass of a request alone in the process, on such a session on the event loop.
             const soloThreads = !gpu && workers > 1 && intraOp < cores ? cores : 0;
-            const inline = gpu ? undefined : { threads: cores, maxMs: this.config.serving.inlinePassMaxMs, alone: () => this.classifying <= 1 };
+            const inline = gpu ? undefined : { threads: cores, maxMs: this.config.serving.inlinePassMaxMs, alone: () => this.requestsInFlight <= 1 };
             const p = new BackbonePool({ ...threadConfig, threads: intraOp, nice: this.config.serving.backboneNice }, workers, { soloThreads, inline });
             await p.start();
             pool = p;

@@ -71,7 +71,7 @@ export class InferenceService {
 
     const attrs = { model: info.name, version: String(info.version) };
     try {
-      const predictions = await this.registry.serving(() => this.run(info, images, topK, started + limits.requestTimeoutMs));
+      const predictions = await this.registry.countingRequest(() => this.run(info, images, topK, started + limits.requestTimeoutMs));
       servingMetrics.requests.add(1, { ...attrs, outcome: 'ok' });
       servingMetrics.images.add(images.length, attrs);
       return { model: info, predictions };
