@@ -9,7 +9,7 @@ import { APP_CONFIG, AppConfig } from './config/config';
 import { createErrorFormatter } from './common/graphql/format-error';
 import { queryLimitsPlugin } from './common/graphql/query-limits.plugin';
 import { JsonLogger } from './common/logging/json-logger';
-import { requestIdMiddleware } from './common/logging/request-id.middleware';
+import { requestMiddleware } from './common/http/request.middleware';
 import { DashboardModule } from './dashboard/dashboard.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { dataSourceOptions } from './modules/database/data-source';
@@ -69,6 +69,6 @@ export class AppModule implements NestModule {
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(requestIdMiddleware).forRoutes('*path');
+    consumer.apply(requestMiddleware).forRoutes('*path');
   }
 }

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   startTelemetry(config);
   const logger = new JsonLogger(config.logLevel);
 
-  // Loaded only now, after telemetry has patched http, express, graphql and pg.
+  // Loaded only now, after telemetry has patched graphql and pg.
   const { bootstrap } = await import('./bootstrap');
   const app = await bootstrap(config, logger);
 

@@ -111,7 +111,10 @@ describe('server end to end (DATABASE_URL)', () => {
     assert.equal(res.status, 200);
     const text = await res.text();
     assert.match(text, /# TYPE \w+ (histogram|counter|gauge)/);
-    assert.match(text, /http_server_(request_)?duration/);
+    // Every request but probes and scrapes, by method and status (the requests of the tests before this one).
+    assert.match(text, /^http_server_request_duration_count\{[^}]*http_request_method="POST"[^}]*http_response_status_code="200"[^}]*\} [1-9]/m);
+    assert.match(text, /^http_server_request_duration_bucket\{[^}]*le="0.005"\}/m);
+    assert.doesNotMatch(text, /http_request_method="GET"[^}]*http_response_status_code="200"/, 'probes and scrapes are not counted');
     // The runtime's health: event-loop delay percentiles (seconds, since the previous scrape: reported once
     // the loop has been sampled 5 times, 50 ms) and utilisation.
     const delayP99 = (t: string) => /^nodejs_eventloop_delay_p99(?:_seconds)?(?:\{[^}]*\})? (\S+)/m.exec(t);
@@ -141,10 +144,11 @@ describe('server end to end (DATABASE_URL)', () => {
     assert.equal(both.errors?.[0].extensions?.code, 'BAD_USER_INPUT');
   });
 
-  it('logs JSON lines with request ids, and never the key or the database password', async () => {
+  it('logs JSON lines with request ids and the caller\'s trace id, and never the key or the database password', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
     const res = await fetch(`${server.url}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}`, 'x-request-id': 'trace-me-123' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}`, 'x-request-id': 'trace-me-123', traceparent: `00-${traceId}-b7ad6b7169203331-01` },
       body: JSON.stringify({ query: '{ me { id } }' }),
     });
     assert.equal(res.headers.get('x-request-id'), 'trace-me-123');
@@ -155,6 +159,7 @@ describe('server end to end (DATABASE_URL)', () => {
     assert.ok(access, 'access line carries the request id');
     assert.equal(access.path, '/graphql');
     assert.equal(access.status, 200);
+    assert.equal(access.traceId, traceId, 'the request continues the caller\'s W3C trace context');
     const all = server.logs.join('\n');
     assert.doesNotMatch(all, new RegExp(adminKey));
     const password = new URL(db.url).password;

@@ -19,6 +19,8 @@ interface Span {
   spanId: string;
   parentSpanId?: string;
   name: string;
+  kind?: number;
+  attributes?: { key: string; value: { stringValue?: string; intValue?: string | number } }[];
 }
 
 describe('finetune tracing', () => {
@@ -92,5 +94,29 @@ describe('finetune tracing', () => {
     assert.ok(trace.some((s) => /requestFinetune|POST/.test(s.name)), `the mutation is in the same trace: ${[...names].join(', ')}`);
     const commit = trace.find((s) => s.name === 'finetune.commit')!;
     assert.ok(trace.some((s) => s.parentSpanId === commit.spanId), 'the ledger commit\'s SQL runs inside the commit span');
+  });
+
+  it('continues a caller\'s W3C trace context in a server span per request, with method and status', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const parent = '00f067aa0ba902b7';
+    const res = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-${parent}-01` },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    assert.equal(res.status, 200);
+    const deadline = Date.now() + 10_000;
+    let span: Span | undefined;
+    while (!(span = spans.find((s) => s.traceId === traceId && s.parentSpanId === parent))) {
+      assert.ok(Date.now() < deadline, 'no server span exported for the request');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(span.name, 'POST');
+    assert.equal(span.kind, 2, 'SERVER');
+    const attr = (k: string) => span!.attributes?.find((a) => a.key === k)?.value;
+    assert.equal(attr('http.request.method')?.stringValue, 'POST');
+    assert.equal(attr('url.path')?.stringValue, '/graphql');
+    assert.equal(Number(attr('http.response.status_code')?.intValue), 200);
+    assert.equal(span.attributes?.some((a) => /authorization|header/i.test(a.key)), false, 'no headers recorded');
   });
 });
