@@ -160,6 +160,7 @@ describe('server end to end (DATABASE_URL)', () => {
     assert.equal(access.path, '/graphql');
     assert.equal(access.status, 200);
     assert.equal(access.traceId, traceId, 'the request continues the caller\'s W3C trace context');
+    assert.match(access.caller ?? '', /^[0-9a-f-]{36}$/, 'the auth guard, deep in the request, names the caller in its context');
     const all = server.logs.join('\n');
     assert.doesNotMatch(all, new RegExp(adminKey));
     const password = new URL(db.url).password;

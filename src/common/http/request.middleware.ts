@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { traceIncoming, withIncoming } from '../../telemetry/http-server';
-import { requestContext } from '../logging/request-context';
+import { requestContext, type RequestContext } from '../logging/request-context';
 
 const VALID_ID = /^[A-Za-z0-9._-]{1,100}$/;
 const logger = new Logger('HTTP');
@@ -18,7 +18,7 @@ export function requestMiddleware(req: Request, res: Response, next: NextFunctio
   const requestId = incoming && VALID_ID.test(incoming) ? incoming : randomUUID();
   res.setHeader('X-Request-Id', requestId);
   const started = process.hrtime.bigint();
-  const ctx = { requestId } as { requestId: string; caller?: string };
+  const ctx: RequestContext = { requestId };
   const path = req.originalUrl.split('?')[0];
   // Probes and scrapes would drown everything else: no span, no metric, access lines at debug level.
   const routine = path.startsWith('/health') || path === '/metrics';
