@@ -36,9 +36,10 @@ export function traceIncoming(req: IncomingMessage, path: string): IncomingTrace
   // Unknown methods are one value, so that a client cannot mint metric series.
   const method = req.method && KNOWN_METHODS.has(req.method) ? req.method : '_OTHER';
   const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+  const request: Attributes = { 'http.request.method': method, 'url.scheme': 'http', 'network.protocol.version': req.httpVersion };
   const span = tracer.startSpan(method, { kind: SpanKind.SERVER }, parent);
   // Recorded only when traces are exported (telemetry.ts samples nothing otherwise). Never headers or bodies.
-  if (span.isRecording()) span.setAttributes({ 'http.request.method': method, 'url.path': path, 'url.scheme': 'http', 'network.protocol.version': req.httpVersion });
+  if (span.isRecording()) span.setAttributes({ ...request, 'url.path': path });
   let ended = false;
   return {
     context: trace.setSpan(parent, span),
@@ -46,8 +47,7 @@ export function traceIncoming(req: IncomingMessage, path: string): IncomingTrace
       if (ended) return;
       ended = true;
       const status = res.statusCode;
-      const attributes: Attributes = { 'http.request.method': method, 'url.scheme': 'http', 'network.protocol.version': req.httpVersion, 'http.response.status_code': status };
-      duration.record((performance.now() - started) / 1000, attributes);
+      duration.record((performance.now() - started) / 1000, { ...request, 'http.response.status_code': status });
       if (span.isRecording()) {
         span.setAttribute('http.response.status_code', status);
         if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });

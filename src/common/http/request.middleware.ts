@@ -23,30 +23,24 @@ export function requestMiddleware(req: Request, res: Response, next: NextFunctio
   // Probes and scrapes would drown everything else: no span, no metric, access lines at debug level.
   const routine = path.startsWith('/health') || path === '/metrics';
   const traced = routine ? undefined : traceIncoming(req, path);
+  // The rest of the request, and its access line, run in its context: its request id and, when traced, its span.
+  const inContext = (fn: () => void) => (traced ? withIncoming(traced, () => requestContext.run(ctx, fn)) : requestContext.run(ctx, fn));
   res.on('finish', () => {
     traced?.end(res);
-    const log = () =>
-      requestContext.run(ctx, () => {
-        const entry = {
-          msg: 'request',
-          method: req.method,
-          path,
-          status: res.statusCode,
-          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-          ...(ctx.caller ? { caller: ctx.caller } : {}),
-        };
-        if (routine) logger.debug(entry);
-        else logger.log(entry);
-      });
-    // The access line carries the request's trace id too.
-    if (traced) withIncoming(traced, log);
-    else log();
+    inContext(() => {
+      const entry = {
+        msg: 'request',
+        method: req.method,
+        path,
+        status: res.statusCode,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        ...(ctx.caller ? { caller: ctx.caller } : {}),
+      };
+      if (routine) logger.debug(entry);
+      else logger.log(entry);
+    });
   });
-  if (!traced) {
-    requestContext.run(ctx, next);
-    return;
-  }
   // A client that goes away before its answer still ends the span and counts.
-  res.on('close', () => traced.end(res));
-  withIncoming(traced, () => requestContext.run(ctx, next));
+  if (traced) res.on('close', () => traced.end(res));
+  inContext(next);
 }
