@@ -298,8 +298,8 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
             const nice = p.nice !== undefined && p.nice > 0 ? `, nice ${p.nice}` : '';
             const lone = p.hasInline ? `, a lone request's pass inline x ${cores} (${p.inlineCalibrationMs!.toFixed(1)} ms)` : '';
             engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${nice}${p.hasSolo ? `, solo pass x ${soloThreads}` : ''}${lone})`;
-            if (inline && inline.maxMs > 0 && !p.hasInline) {
-              this.logger.log({ msg: 'forward passes stay off the event loop: a pass takes longer than SERVING_INLINE_PASS_MAX_MS', backbone: key, passMs: Number(p.inlineCalibrationMs!.toFixed(2)), maxMs: inline.maxMs });
+            if (p.inlineCalibrationMs !== undefined && !p.hasInline) {
+              this.logger.log({ msg: 'forward passes stay off the event loop: a pass takes longer than SERVING_INLINE_PASS_MAX_MS', backbone: key, passMs: Number(p.inlineCalibrationMs.toFixed(2)), maxMs: this.config.serving.inlinePassMaxMs });
             }
           } catch (err) {
             this.logger.warn({ msg: 'backbone serving threads unavailable; forward passes run on the main thread', backbone: key, error: (err as Error).message });

@@ -72,8 +72,13 @@ export class BackbonePool {
     return this.narrow[0]?.nice;
   }
 
+  /** Every serving thread: the narrow ones and the solo one. */
+  private get threads(): OnnxExtractorThread[] {
+    return this.solo ? [...this.narrow, this.solo] : this.narrow;
+  }
+
   async start(): Promise<void> {
-    await Promise.all([...this.narrow, ...(this.solo ? [this.solo] : [])].map((t) => t.start()));
+    await Promise.all(this.threads.map((t) => t.start()));
     const inline = this.opts.inline;
     if (inline && inline.maxMs > 0) {
       // Timed on a thread with as many intra-op threads (so a slow backbone never blocks the loop to find
@@ -138,7 +143,7 @@ export class BackbonePool {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.narrow, ...(this.solo ? [this.solo] : [])].map((t) => t.close()));
+    await Promise.all(this.threads.map((t) => t.close()));
     const inline = this.inline;
     this.inline = undefined;
     await this.inlinePass;
