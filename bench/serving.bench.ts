@@ -9,7 +9,8 @@
  *    no HTTP, on already-decoded 224x224 images prepared as the extractor takes them (float32 pixels: the
  *    exported graph normalises them itself): the single-image time (median), and images/s
  *    at batch 1, 2, 4, 8 and 32 (and --max-batch; closed loop, half a level's time each), of which the best;
- *  - GraphQL: closed-loop clients at concurrency 1, 8 and 32, each request one 224x224 JPEG (base64; --image
+ *  - GraphQL: closed-loop clients at concurrency 1, 8 and 32 (one keep-alive connection each, prebuilt
+ *    requests: keep-alive-client.ts), each request one 224x224 JPEG (base64; --image
  *    WxH for another size, e.g. 640x480 for photo-sized inputs) in
  *    `classify`: images/s, p50 and p99 latency, and the ratio of images/s to the raw engine's images/s.
  *
@@ -46,7 +47,6 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { Agent, request as httpRequest } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -59,6 +59,7 @@ import { ServedModel } from '../src/serving/inference/served-model';
 import type { TrainedModel } from '../src/serving/models/model.entity';
 import { decodeImage, initTensorBackend, loadBackbone, MOBILENET_V2_SPEC, preprocessRawBatch } from '../src/training/backbones';
 import { writeRealSubset } from '../test/support/real-data';
+import { KeepAliveConnection, postBytes } from './keep-alive-client';
 
 const args = process.argv.slice(2);
 const arg = (k: string) => {
@@ -329,26 +330,16 @@ async function main(): Promise<void> {
     const rawNear = raw;
 
     // ---- GraphQL closed loop ------------------------------------------------------------------------------
-    const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-    const post = (body: string): Promise<void> =>
-      new Promise((resolvePost, reject) => {
-        const req = httpRequest(
-          { host: '127.0.0.1', port, path: '/graphql', method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${client.key}`, 'content-length': Buffer.byteLength(body) } },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => {
-              const text = Buffer.concat(chunks).toString();
-              if (res.statusCode !== 200 || text.includes('"errors"')) reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 300)}`));
-              else resolvePost();
-            });
-            res.on('error', reject);
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
-      });
-    const closedLoop = async (c: number, requestBodies = bodies) => {
+    // Prebuilt requests on keep-alive connections (keep-alive-client.ts: the clients share the server's cores).
+    const requestsFor = (bodyTexts: string[]) =>
+      bodyTexts.map((b) => postBytes('127.0.0.1', port, '/graphql', { 'content-type': 'application/json', authorization: `Bearer ${client.key}` }, b));
+    const classifyRequests = requestsFor(bodies);
+    const send = async (connection: KeepAliveConnection, request: Buffer): Promise<void> => {
+      const { status, body } = await connection.send(request);
+      if (status !== 200 || body.includes('"errors"')) throw new Error(`HTTP ${status}: ${body.toString('utf8', 0, 300)}`);
+    };
+    const closedLoop = async (c: number, requests = classifyRequests) => {
+      const connections = await Promise.all(Array.from({ length: c }, () => KeepAliveConnection.open('127.0.0.1', port)));
       const warmEnd = performance.now() + 1500;
       const end = warmEnd + SECONDS * 1000;
       const latencies: number[] = [];
@@ -362,11 +353,11 @@ async function main(): Promise<void> {
       const t0 = setTimeout(() => (start = snapshot()), 1500);
       const t1 = setTimeout(() => (stop = snapshot()), 1500 + SECONDS * 1000);
       await Promise.all(
-        Array.from({ length: c }, async () => {
+        connections.map(async (connection) => {
           for (;;) {
             const t = performance.now();
             if (t >= end) return;
-            await post(requestBodies[next++ % requestBodies.length]);
+            await send(connection, requests[next++ % requests.length]);
             const now = performance.now();
             if (t >= warmEnd && now <= end) {
               latencies.push(now - t);
@@ -377,6 +368,7 @@ async function main(): Promise<void> {
       );
       clearTimeout(t0);
       clearTimeout(t1);
+      for (const connection of connections) connection.close();
       // The last client can finish before the end-of-window timer has run (at concurrency 1, often).
       if (start && !stop) stop = snapshot();
       latencies.sort((a, b) => a - b);
@@ -422,9 +414,11 @@ async function main(): Promise<void> {
       times.sort((a, b) => a - b);
       return percentile(times, 0.5);
     };
-    const floorBodies = [JSON.stringify({ query: '{ me { name } }' })];
+    const floorRequests = requestsFor([JSON.stringify({ query: '{ me { name } }' })]);
 
-    for (let i = 0; i < 8; i++) await post(bodies[i]); // warm the HTTP path
+    const warmUp = await KeepAliveConnection.open('127.0.0.1', port);
+    for (let i = 0; i < 8; i++) await send(warmUp, classifyRequests[i]); // warm the HTTP path
+    warmUp.close();
     log('# raw engine (before)');
     const rawBefore = await raw();
     const nearPoints = [rawBefore];
@@ -440,7 +434,7 @@ async function main(): Promise<void> {
     const floors = [];
     for (const c of LEVELS) {
       log(`# platform floor ({ me }) concurrency ${c}`);
-      floors.push(await closedLoop(c, floorBodies));
+      floors.push(await closedLoop(c, floorRequests));
     }
     // Serving while a finetune job extracts features in the same process (PRIVATUNE_ROLE=all, the default
     // and the compose file's platform service): closed-loop clients at concurrency BUSY_C during extraction.
@@ -528,7 +522,6 @@ async function main(): Promise<void> {
       p50AtC1Bound: c1 >= 0 ? (near[c1].singleMs + decodeSingleMs + (floors.find((r) => r.concurrency === 1)?.p50 ?? NaN)) / near[c1].singleMs : NaN,
     };
     await fx.dispose();
-    agent.destroy();
     if (JSON_OUT) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
