@@ -1,15 +1,18 @@
 /**
- * Starts Privatune: configuration (validated), telemetry (before anything it instruments loads), the
- * database (DATABASE_URL or the embedded server), migrations, then the NestJS application.
+ * Starts Privatune: V8's heap growth for a server (common/heap-growth.ts), configuration (validated),
+ * telemetry (before anything it instruments loads), the database (DATABASE_URL or the embedded server),
+ * migrations, then the NestJS application.
  * SIGINT/SIGTERM drain HTTP (bootstrap.ts), then close the workers (a job still extracting goes back to the
  * queue), the HTTP server and the database, in that order.
  */
 import 'reflect-metadata';
 import { ConfigError, loadConfig, SHUTDOWN_GRACE_MS } from './config/config';
+import { setHeapGrowth } from './common/heap-growth';
 import { JsonLogger } from './common/logging/json-logger';
 import { startTelemetry, stopTelemetry } from './telemetry/telemetry';
 
 async function main(): Promise<void> {
+  setHeapGrowth();
   let config;
   try {
     config = loadConfig();
