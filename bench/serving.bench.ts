@@ -333,12 +333,19 @@ async function main(): Promise<void> {
     };
     // One single-threaded session per core, each in a thread of its own (raw-engine-thread.ts), run together.
     const threadConfig = onnxThreadConfig(fx);
+    const nextMessage = <T>(w: Worker) =>
+      new Promise<T>((answered, failed) => {
+        w.once('error', failed).once('message', (m: T) => {
+          w.off('error', failed);
+          answered(m);
+        });
+      });
     const narrowThreads = threadConfig
       ? await Promise.all(
           Array.from({ length: availableParallelism() }, async () => {
             const data: RawThreadData = { config: threadConfig, model: model.model, pixels };
             const worker = new Worker(join(__dirname, 'raw-engine-thread.js'), { workerData: data });
-            await new Promise((ready, failed) => worker.once('message', ready).once('error', failed));
+            await nextMessage(worker);
             return worker;
           }),
         )
@@ -346,7 +353,7 @@ async function main(): Promise<void> {
     const narrowThroughput = async (batch: number): Promise<number> => {
       const rates = await Promise.all(
         narrowThreads.map((w) => {
-          const done = new Promise<number>((answered, failed) => w.once('message', answered).once('error', failed));
+          const done = nextMessage<number>(w);
           w.postMessage({ batch, seconds: rawSeconds } satisfies RawThreadRun);
           return done;
         }),
