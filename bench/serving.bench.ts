@@ -36,8 +36,8 @@
  *
  * Raw and GraphQL measurements are interleaved, because the machine may be shared and the raw engine's
  * speed moves by up to 1.7x within minutes: each GraphQL level is compared with the raw engine measured
- * right before and right after it (after 2 s of quiet; the faster of the two measurements at the best
- * batch size, so that a slow minute can only understate the ratio), and the whole run's raw reference
+ * right before and right after it (after 2 s of quiet; the faster of the two measurements in the best
+ * configuration, so that a slow minute can only understate the ratio), and the whole run's raw reference
  * (the mean of the first and last measurements) is printed too. The raw engine's single-image time is
  * bimodal on the project's 2-vCPU VM (about 1.4 or 2.2 ms for minutes at a time). Targets: ratio >= 0.8 at
  * concurrency 32; p50 at concurrency 1 within 1.5x of the raw single-image time.
@@ -530,7 +530,7 @@ async function main(): Promise<void> {
     };
     const best = Math.max(...Object.values(rawRef.byConfig));
     // Each level against the raw engine measured just before and just after it, the faster measurement at the
-    // best batch size: a conservative reference (a ratio can only be understated by the machine slowing).
+    // best configuration: a conservative reference (a ratio can only be understated by the machine slowing).
     const near = results.map((_, i) => ({
       singleMs: Math.min(nearPoints[i].single, nearPoints[i + 1].single),
       imagesPerSecond: Math.max(nearPoints[i].best, nearPoints[i + 1].best),
