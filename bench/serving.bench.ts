@@ -57,7 +57,7 @@ import { gunzipSync } from 'node:zlib';
 import { Client } from 'pg';
 import sharp from 'sharp';
 import { freePort, startEmbeddedPostgres } from '../src/modules/database/embedded-postgres';
-import { DecodeThreads } from '../src/serving/inference/decode-thread';
+import { DecodeThreads, defaultDecodeSlots, defaultDecodeThreads } from '../src/serving/inference/decode-thread';
 import { decodeEncoded } from '../src/serving/inference/image-decode';
 import { ServedModel } from '../src/serving/inference/served-model';
 import type { TrainedModel } from '../src/serving/models/model.entity';
@@ -431,12 +431,12 @@ async function main(): Promise<void> {
     // core up to 4) with as many decodes in flight as its decode slots allow. (Decoding in this thread would
     // use one core: the WebAssembly decoder is synchronous, so "4 at once" here ran one after the other.)
     const decodeRate = async (): Promise<number> => {
-      const threads = new DecodeThreads(Math.min(availableParallelism(), 4));
+      const threads = new DecodeThreads(defaultDecodeThreads());
       try {
         for (let i = 0; i < 16; i++) await threads.decode(jpegs[i % jpegs.length], 1 << 24); // start the threads
         let n = 0;
         const t = performance.now();
-        const slots = Math.max(4, availableParallelism());
+        const slots = defaultDecodeSlots();
         await Promise.all(
           Array.from({ length: slots }, async (_, w) => {
             for (let i = w; performance.now() - t < Math.min(SECONDS, 5) * 1000; i += slots, n++) await threads.decode(jpegs[i % jpegs.length], 1 << 24);

@@ -22,7 +22,7 @@ import { BackbonesService } from '../../training/backbones/backbones.service';
 import { preprocessPass, type BackboneSpec, type FeatureExtractor, type PassImage } from '../../training/backbones';
 import { onnxThreadConfig } from '../../training/backbones/engines/onnx-thread';
 import { BackbonePool } from '../inference/backbone-pool';
-import { DecodeThreads } from '../inference/decode-thread';
+import { DecodeThreads, defaultDecodeSlots, defaultDecodeThreads } from '../inference/decode-thread';
 import { Semaphore } from '../inference/image-input';
 import { MicroBatcher } from '../inference/micro-batcher';
 import { backboneKey, ServedModel } from '../inference/served-model';
@@ -100,7 +100,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Bounds concurrent image decodes across all requests of this process. */
-  readonly decodeSlots = new Semaphore(Math.max(4, availableParallelism()));
+  readonly decodeSlots = new Semaphore(defaultDecodeSlots());
   /** Where classify's encoded images are decoded (and large ones resized): off the event loop. */
   readonly decoder: DecodeThreads;
   /** classify requests of this process between their model's resolution and their answer. */
@@ -112,7 +112,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
     private readonly backbones: BackbonesService,
     private readonly readiness: ReadinessRegistry,
   ) {
-    this.decoder = new DecodeThreads(config.serving.decodeThreads || Math.min(availableParallelism(), 4));
+    this.decoder = new DecodeThreads(config.serving.decodeThreads || defaultDecodeThreads());
   }
 
   /**

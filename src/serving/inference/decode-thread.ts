@@ -13,6 +13,7 @@
  * by the next one. The server runs a few (`DecodeThreads`): WebAssembly decodes one image at a time per
  * thread, so one thread would cap decoding at a few thousand small JPEGs per second, below what a GPU serves.
  */
+import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ThreadCalls } from '../../common/thread-calls';
 import type { PassImage } from '../../training/backbones/pass';
@@ -86,6 +87,16 @@ export class DecodeThread {
     this.worker = worker;
     return worker;
   }
+}
+
+/** Decode threads when SERVING_DECODE_THREADS is 0 (auto): one per core, up to 4. */
+export function defaultDecodeThreads(): number {
+  return Math.min(availableParallelism(), 4);
+}
+
+/** Decodes a process runs at once, across all its requests: enough to keep every decode thread busy. */
+export function defaultDecodeSlots(): number {
+  return Math.max(4, availableParallelism());
 }
 
 /**
