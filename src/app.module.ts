@@ -2,12 +2,13 @@ import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Global, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import type { Request } from 'express';
 import { APP_CONFIG, AppConfig } from './config/config';
 import { createErrorFormatter } from './common/graphql/format-error';
 import { queryLimitsPlugin } from './common/graphql/query-limits.plugin';
+import { noStorePlugin } from './common/graphql/no-store.plugin';
 import { JsonLogger } from './common/logging/json-logger';
 import { requestMiddleware } from './common/http/request.middleware';
 import { DashboardModule } from './dashboard/dashboard.module';
@@ -51,6 +52,9 @@ export class AppModule implements NestModule {
           plugins: [
             config.graphql.playground ? ApolloServerPluginLandingPageLocalDefault({ embed: false }) : ApolloServerPluginLandingPageDisabled(),
             queryLimitsPlugin(config.graphql),
+            // No field has a cache hint: Apollo's cache-control plugin would only wrap every resolver (no-store.plugin.ts).
+            ApolloServerPluginCacheControlDisabled(),
+            noStorePlugin,
           ],
           formatError: createErrorFormatter({ development, logger }),
           context: ({ req }: { req: Request }) => ({ req }),

@@ -48,6 +48,18 @@ describe('server end to end (DATABASE_URL)', () => {
     assert.equal(res.data.me.role, 'ADMIN');
   });
 
+  it('marks every GraphQL answer Cache-Control: no-store, errors included', async () => {
+    for (const [query, key] of [['{ me { name } }', adminKey], ['{ me { name } }', undefined], ['{ nope }', adminKey]] as const) {
+      const res = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+        body: JSON.stringify({ query }),
+      });
+      await res.text();
+      assert.equal(res.headers.get('cache-control'), 'no-store', `${query} (${key ? 'with' : 'without'} a key): HTTP ${res.status}`);
+    }
+  });
+
   it('refuses a missing or bad key with UNAUTHENTICATED', async () => {
     const none = await gql(server.url, '{ me { id } }');
     assert.equal(none.errors?.[0].extensions?.code, 'UNAUTHENTICATED');
