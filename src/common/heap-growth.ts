@@ -6,8 +6,8 @@
  * less than the young generation's capacity (2 x 16 MB), so V8 started incremental marking again as soon
  * as the last one ended, and the whole heap was marked about once a second at concurrency 32 (its helper
  * threads took as much CPU as JPEG decoding). A fixed factor of 2 leaves room for more than a young
- * generation's promotion: one full collection in ~6 s instead of ~12, the helpers' CPU halved, and classify
- * at concurrency 32 3-4% faster (docs/benchmarks.md). The cost is at most one live heap's worth of memory.
+ * generation's promotion: 1-2 full collections in 14 s at concurrency 32 instead of 18-20, the helpers' CPU
+ * halved, and classify 3-4% faster (docs/benchmarks.md). The cost is at most one live heap's worth of memory.
  *
  * The flag is read each time V8 recomputes its limits, so setting it at start-up, before the first full
  * collection, applies to the whole process (worker threads included).
