@@ -21,7 +21,7 @@ import { Role } from '../../modules/auth/role';
 import { BackbonesService } from '../../training/backbones/backbones.service';
 import { preprocessPass, type BackboneSpec, type FeatureExtractor, type PassImage } from '../../training/backbones';
 import { onnxThreadConfig } from '../../training/backbones/engines/onnx-thread';
-import { BackbonePool } from '../inference/backbone-pool';
+import { BackbonePool, grayImage } from '../inference/backbone-pool';
 import { DecodeThreads, defaultDecodeSlots, defaultDecodeThreads } from '../inference/decode-thread';
 import { Semaphore } from '../inference/image-input';
 import { MicroBatcher } from '../inference/micro-batcher';
@@ -339,9 +339,8 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private async warmUp(model: ServedModel, rt: BackboneRuntime): Promise<void> {
-    const S = rt.inputSize;
     // Decoded pixels, as classify sends them: the warm-up also runs the serving thread's preprocessing.
-    const gray = { data: new Uint8Array(S * S * 3).fill(128), width: S, height: S, channels: 3 as const };
+    const gray = grayImage(rt.inputSize);
     const ticket = rt.batcher.admit(1);
     try {
       const [features] = await rt.batcher.submit(ticket, [gray]);

@@ -1,12 +1,17 @@
 import { OnnxExtractorThread, PassSession, type OnnxThreadConfig } from '../../training/backbones/engines/onnx-thread';
-import type { PassImage } from '../../training/backbones';
+import type { PassImage, RawImage } from '../../training/backbones';
+
+/** A decoded mid-gray RGB image, size x size: what a pass is warmed up and timed on. */
+export function grayImage(size: number): RawImage {
+  return { data: new Uint8Array(size * size * 3).fill(128), width: size, height: size, channels: 3 };
+}
 
 /** A session on the main thread for the pass of a request that is alone in the process. */
 export interface InlinePassOptions {
   /** Its intra-op threads (all cores). */
   threads: number;
   /**
-   * The longest pass it may block the event loop for: at start, a lone pass of one blank image is timed
+   * The longest pass it may block the event loop for: at start, a lone pass of one gray image is timed
    * on a serving thread with as many intra-op threads (the median of three after a first), and above this
    * the pool runs without an inline session. A request arriving during an inline pass waits that long.
    */
@@ -86,7 +91,7 @@ export class BackbonePool {
       this.inlineCalibrationMs = await this.timeLonePass(this.solo ?? this.narrow[0]);
       if (this.inlineCalibrationMs <= inline.maxMs) {
         const session = await PassSession.open({ ...this.config, threads: inline.threads, spin: true, nice: 0 });
-        await session.run([this.blank()]); // its first run allocates its buffers
+        await session.run([grayImage(this.config.inputSize)]); // its first run allocates its buffers
         this.inline = session;
       }
     }
@@ -94,20 +99,15 @@ export class BackbonePool {
 
   /** A lone pass of one image on this thread: the median of three, after a first run. */
   private async timeLonePass(thread: OnnxExtractorThread): Promise<number> {
-    const blank = this.blank();
-    await thread.run([blank]);
+    const gray = grayImage(this.config.inputSize);
+    await thread.run([gray]);
     const times: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
-      await thread.run([blank]);
+      await thread.run([gray]);
       times.push(performance.now() - t0);
     }
     return times.sort((a, b) => a - b)[1];
-  }
-
-  private blank() {
-    const S = this.config.inputSize;
-    return { data: new Uint8Array(S * S * 3).fill(128), width: S, height: S, channels: 3 as const };
   }
 
   /** Runs inline when the request is alone, else on the solo thread when nothing else runs, else on a free narrow thread. */
