@@ -65,7 +65,7 @@ import { decodeImage, initTensorBackend, loadBackbone, MOBILENET_V2_SPEC, prepro
 import { onnxThreadConfig } from '../src/training/backbones/engines/onnx-thread';
 import { writeRealSubset } from '../test/support/real-data';
 import { KeepAliveConnection, postBytes } from './keep-alive-client';
-import type { RawThreadData, RawThreadRun } from './raw-engine-thread';
+import { closedLoopRate, type RawThreadData, type RawThreadRun } from './raw-engine-thread';
 
 const args = process.argv.slice(2);
 const arg = (k: string) => {
@@ -321,16 +321,7 @@ async function main(): Promise<void> {
     };
     // Half a level's time per configuration (at least 2 s).
     const rawSeconds = Math.max(2, SECONDS / 2);
-    const rawThroughput = async (b: number): Promise<number> => {
-      await rawBatch(b);
-      let n = 0;
-      const t = performance.now();
-      while (performance.now() - t < rawSeconds * 1000 || n < 4 * b) {
-        await rawBatch(b);
-        n += b;
-      }
-      return n / ((performance.now() - t) / 1000);
-    };
+    const rawThroughput = (b: number) => closedLoopRate(rawBatch, b, rawSeconds);
     // One single-threaded session per core, each in a thread of its own (raw-engine-thread.ts), run together.
     const threadConfig = onnxThreadConfig(fx);
     const nextMessage = <T>(w: Worker) =>
