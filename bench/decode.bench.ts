@@ -2,13 +2,14 @@
  * JPEG decoding for serving: `npm run bench:decode` (= node dist/bench/decode.bench.js after a build).
  *
  * For photo-like JPEGs (gradients and seeded noise, 4:2:0, qualities 75 and 92) from 224 x 224 to
- * 1024 x 768: the CPU time per image of libjpeg-turbo in WebAssembly (jpeg-wasm.ts) and of sharp (libvips, on
- * libuv's pool), one image at a time in this process, their ratio (the baseline is sharp, measured in the
- * same run, alternating), and which of the two the server's decoder (decodeEncoded) picks for that size;
- * then images/s with 8 decodes in flight through the server's decode threads (as many as the server
- * starts by default: what a busy server gets) against sharp called directly with 8 in flight.
- * WebAssembly saves sharp's fixed cost per call but runs a slower IDCT, so it wins on small images only;
- * WASM_MAX_PIXELS is set where this ratio crosses 1.
+ * 1024 x 768: the CPU time per image of libjpeg-turbo, native (jpeg-native.ts, where npm install built it)
+ * and in WebAssembly (jpeg-wasm.ts), and of sharp (libvips, on libuv's pool), one image at a time in this
+ * process, their ratios (the baseline is sharp, measured in the same run, alternating), and which the
+ * server's decoder (decodeEncoded) picks for that size; then images/s with 8 decodes in flight through the
+ * server's decode threads (as many as the server starts by default: what a busy server gets) against sharp
+ * called directly with 8 in flight. WebAssembly saves sharp's fixed cost per call but runs a slower IDCT,
+ * so it wins on small images only: WASM_MAX_PIXELS was set where that ratio crosses 1. The native build
+ * (SIMD) has no such crossing.
  *
  * Options: --ms M (measuring time per decoder, image and measure, default 1500), --json.
  */
@@ -16,7 +17,10 @@ import { availableParallelism } from 'node:os';
 import { cpuUsage } from 'node:process';
 import sharp from 'sharp';
 import { DecodeThreads } from '../src/serving/inference/decode-thread';
-import { createJpegWasmDecoder, readJpegHeader, WASM_MAX_PIXELS, wasmDecodable } from '../src/serving/inference/jpeg-wasm';
+import { jpegTurbo } from '../src/serving/inference/image-decode';
+import { readJpegHeader, turboDecodable } from '../src/serving/inference/jpeg-header';
+import { createJpegNativeDecoder, jpegNative } from '../src/serving/inference/jpeg-native';
+import { createJpegWasmDecoder, jpegWasm, WASM_MAX_PIXELS } from '../src/serving/inference/jpeg-wasm';
 
 const args = process.argv.slice(2);
 const MS = Number(args[args.indexOf('--ms') + 1] || 1500);
@@ -82,21 +86,38 @@ async function cpuPerImage(decode: () => unknown, ms: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  // Its own decoder, bounded by the largest size measured rather than by the server's limit.
-  const wasm = createJpegWasmDecoder(Math.max(...SIZES.map(([w, h]) => w * h)));
+  // Decoders of its own, bounded by the largest size measured rather than by the server's limit.
+  const largest = Math.max(...SIZES.map(([w, h]) => w * h));
+  const wasm = createJpegWasmDecoder(largest);
+  const native = createJpegNativeDecoder(largest);
+  const serverTurbo = jpegTurbo() === jpegNative() ? 'native' : jpegTurbo() === jpegWasm() ? 'WebAssembly' : '?';
   // As the server runs them (SERVING_DECODE_THREADS auto: one per core, up to 4).
   const thread = new DecodeThreads(Math.min(availableParallelism(), 4));
-  const rows: { size: string; quality: number; kb: number; wasmMs: number; sharpMs: number; ratio: number; serverPicks: string; serverPerSecond: number; sharpPerSecond: number }[] = [];
+  const rows: {
+    size: string;
+    quality: number;
+    kb: number;
+    nativeMs: number | undefined;
+    wasmMs: number;
+    sharpMs: number;
+    serverPicks: string;
+    serverPerSecond: number;
+    sharpPerSecond: number;
+  }[] = [];
   for (const [w, h] of SIZES) {
     for (const quality of QUALITIES) {
       const base = await photo(w, h, w * 31 + quality);
       const jpeg = await sharp(base).jpeg({ quality }).toBuffer();
       const header = readJpegHeader(jpeg);
-      // Alternating halves, so that both decoders see the same machine.
-      const wasmMs = [await cpuPerImage(() => wasm.decode(jpeg), MS / 2)];
-      const sharpMs = [await cpuPerImage(() => sharp(jpeg).raw().toBuffer(), MS / 2)];
-      wasmMs.push(await cpuPerImage(() => wasm.decode(jpeg), MS / 2));
-      sharpMs.push(await cpuPerImage(() => sharp(jpeg).raw().toBuffer(), MS / 2));
+      // Alternating halves, so that all decoders see the same machine.
+      const nativeMs: number[] = [];
+      const wasmMs: number[] = [];
+      const sharpMs: number[] = [];
+      for (let half = 0; half < 2; half++) {
+        if (native) nativeMs.push(await cpuPerImage(() => native.decode(jpeg), MS / 2));
+        wasmMs.push(await cpuPerImage(() => wasm.decode(jpeg), MS / 2));
+        sharpMs.push(await cpuPerImage(() => sharp(jpeg).raw().toBuffer(), MS / 2));
+      }
       const mean = (a: number[]) => (a[0] + a[1]) / 2;
       const serverPerSecond = await throughput(() => thread.decode(jpeg, 1 << 26), 8, MS);
       const sharpPerSecond = await throughput(() => sharp(jpeg).raw().toBuffer(), 8, MS);
@@ -104,10 +125,10 @@ async function main(): Promise<void> {
         size: `${w}x${h}`,
         quality,
         kb: jpeg.length / 1024,
+        nativeMs: native ? mean(nativeMs) : undefined,
         wasmMs: mean(wasmMs),
         sharpMs: mean(sharpMs),
-        ratio: mean(wasmMs) / mean(sharpMs),
-        serverPicks: header && wasmDecodable(header) ? 'WebAssembly' : 'sharp',
+        serverPicks: header && turboDecodable(header) && w * h <= jpegTurbo().maxPixels ? serverTurbo : 'sharp',
         serverPerSecond,
         sharpPerSecond,
       });
@@ -118,12 +139,13 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ node: process.version, wasmMaxPixels: WASM_MAX_PIXELS, rows }, null, 2)}\n`);
     return;
   }
-  console.log(`Node ${process.version}; WASM_MAX_PIXELS = ${WASM_MAX_PIXELS}; CPU ms per image, one at a time\n`);
-  console.log('| image | quality | KB | WebAssembly ms | sharp ms | WebAssembly / sharp | server decodes with | server decoder, 8 in flight: images/s | sharp, 8 in flight: images/s | ratio |');
-  console.log('|---|---:|---:|---:|---:|---:|---|---:|---:|---:|');
+  console.log(`Node ${process.version}; WASM_MAX_PIXELS = ${WASM_MAX_PIXELS}; native decoder ${native ? 'built' : 'not built'}; CPU ms per image, one at a time\n`);
+  console.log('| image | quality | KB | native ms | WebAssembly ms | sharp ms | native / sharp | WebAssembly / sharp | server decodes with | server decoder, 8 in flight: images/s | sharp, 8 in flight: images/s | ratio |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|');
+  const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(2));
   for (const r of rows) {
     console.log(
-      `| ${r.size} | ${r.quality} | ${r.kb.toFixed(0)} | ${r.wasmMs.toFixed(2)} | ${r.sharpMs.toFixed(2)} | ${r.ratio.toFixed(2)} | ${r.serverPicks} | ${r.serverPerSecond.toFixed(0)} | ${r.sharpPerSecond.toFixed(0)} | ${(r.serverPerSecond / r.sharpPerSecond).toFixed(2)} |`,
+      `| ${r.size} | ${r.quality} | ${r.kb.toFixed(0)} | ${f(r.nativeMs)} | ${f(r.wasmMs)} | ${f(r.sharpMs)} | ${f(r.nativeMs && r.nativeMs / r.sharpMs)} | ${f(r.wasmMs / r.sharpMs)} | ${r.serverPicks} | ${r.serverPerSecond.toFixed(0)} | ${r.sharpPerSecond.toFixed(0)} | ${(r.serverPerSecond / r.sharpPerSecond).toFixed(2)} |`,
     );
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Image decoding for serving, called from a worker thread instead of the event loop.
  *
- * Plain JPEGs are decoded right here, synchronously, in WebAssembly (jpeg-wasm.ts); other images by libvips
+ * Plain JPEGs are decoded right here, synchronously, in libjpeg-turbo (image-decode.ts); other images by libvips
  * on libuv's pool, and each sharp call also spends time on its calling thread: building the pipeline from
  * ~150 options and queueing it took 0.2-0.3 ms per 224 px JPEG, and in a CPU profile of bench:serving at
  * concurrency 32 it was 15% of the event loop's busy time, on a loop that was then close to saturated. In
@@ -10,7 +10,7 @@
  *
  * Decoding errors come back as values (the reason and message of decodeEncoded), so the caller maps them
  * to BAD_USER_INPUT for the right image. A thread that dies fails its pending decodes and is started again
- * by the next one. The server runs a few (`DecodeThreads`): WebAssembly decodes one image at a time per
+ * by the next one. The server runs a few (`DecodeThreads`): libjpeg-turbo decodes one image at a time per
  * thread, so one thread would cap decoding at a few thousand small JPEGs per second, below what a GPU serves.
  */
 import { availableParallelism } from 'node:os';
@@ -140,7 +140,7 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
         port.postMessage({ id: m.id, tensor: image.buffer as ArrayBuffer } satisfies Reply, [image.buffer as ArrayBuffer]);
         return;
       }
-      // Pixels that own their whole buffer (the WebAssembly decoder's) are transferred as they are; sharp's
+      // Pixels that own their whole buffer (libjpeg-turbo's) are transferred as they are; sharp's
       // output lives outside the JS heap and cannot be: it is copied into a buffer this thread can transfer.
       const { data, width, height, channels } = image;
       const owned = !Buffer.isBuffer(data) && data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;

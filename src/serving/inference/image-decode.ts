@@ -1,12 +1,14 @@
 /**
- * Encoded image bytes -> raw pixels: plain small JPEGs in WebAssembly (jpeg-wasm.ts), everything else with
- * sharp (libvips). Kept apart from image-input.ts, whose imports are heavier, because it also runs in the
+ * Encoded image bytes -> raw pixels: plain small JPEGs in libjpeg-turbo (native, jpeg-native.ts, else
+ * WebAssembly, jpeg-wasm.ts), everything else with sharp (libvips). Kept apart from image-input.ts, whose imports are heavier, because it also runs in the
  * decode thread (decode-thread.ts).
  */
 import type { PassImage } from '../../training/backbones/pass';
 import { preprocessRawBatch, type RawImage } from '../../training/backbones/preprocess';
 import type { PreprocessingSpec } from '../../training/backbones/types';
-import { jpegWasm, readJpegHeader, wasmDecodable } from './jpeg-wasm';
+import { readJpegHeader, turboDecodable } from './jpeg-header';
+import { jpegNative } from './jpeg-native';
+import { jpegWasm } from './jpeg-wasm';
 
 /** Why an image has no pixels. */
 export type DecodeFailure = { reason: 'IMAGE_TOO_LARGE' | 'IMAGE_UNDECODABLE'; message: string };
@@ -42,16 +44,22 @@ export function preprocessOne(raw: RawImage, inputSize: number, pre: Preprocessi
   return preprocessRawBatch({ ...raw, n: 1 }, inputSize, pre);
 }
 
+/** This thread's libjpeg-turbo: the native build where `npm install` made it, else WebAssembly (same pixels). */
+export function jpegTurbo(): { readonly maxPixels: number; decode(bytes: Uint8Array): RawImage } {
+  return jpegNative() ?? jpegWasm();
+}
+
 /**
- * Whether decoding these bytes on the calling thread costs it little, bounded time: a plain JPEG that the
- * WebAssembly decoder takes, no larger than the backbone's input (nothing to resize) and no larger in bytes
- * than its pixels would be (no pile of scans to work through). A 224 px JPEG takes ~0.3-0.5 ms.
+ * Whether decoding these bytes on the calling thread costs it little, bounded time: a plain JPEG that
+ * libjpeg-turbo takes, no larger than the backbone's input (nothing to resize) and no larger in bytes
+ * than its pixels would be (no pile of scans to work through). A 224 px JPEG takes ~0.1 ms natively,
+ * ~0.3-0.5 ms in WebAssembly.
  */
 export function decodesCheaply(bytes: Uint8Array, target: PassTarget): boolean {
   const jpeg = readJpegHeader(bytes);
-  if (!jpeg || !wasmDecodable(jpeg)) return false;
+  if (!jpeg || !turboDecodable(jpeg)) return false;
   const pixels = jpeg.width * jpeg.height;
-  return pixels <= target.inputSize * target.inputSize && bytes.length <= pixels * jpeg.components;
+  return pixels <= target.inputSize * target.inputSize && pixels <= jpegTurbo().maxPixels && bytes.length <= pixels * jpeg.components;
 }
 
 /** decodeEncoded, then passImage, on the calling thread. */
@@ -61,18 +69,18 @@ export const decodeForPass: PassDecoder = async (bytes, maxPixels, target) => {
 };
 
 /**
- * Decodes to raw uint8 pixels: plain JPEGs up to 512 x 512 pixels in WebAssembly on this thread
- * (jpeg-wasm.ts: the same pixels as sharp, at 0.4-0.9x of its CPU), everything else in one
- * libvips pass. Images above the pixel limit are refused from their header (sharp's limitInputPixels)
+ * Decodes to raw uint8 pixels: plain JPEGs in libjpeg-turbo on this thread (`jpegTurbo`: the same pixels as
+ * sharp, at 0.15-0.45x of its CPU natively; up to 512 x 512 pixels in WebAssembly, at 0.5-1x), everything
+ * else in one libvips pass. Images above the pixel limit are refused from their header (sharp's limitInputPixels)
  * before any pixel is decoded. Channel handling is the training path's (decodeImage): gray, RGB and RGBA
  * kept; gray + alpha keeps the gray.
  */
 export const decodeEncoded: Decoder = async (bytes, maxPixels) => {
   const jpeg = readJpegHeader(bytes);
-  if (jpeg && wasmDecodable(jpeg)) {
+  if (jpeg && turboDecodable(jpeg) && jpeg.width * jpeg.height <= jpegTurbo().maxPixels) {
     if (jpeg.width * jpeg.height > maxPixels) return tooLarge(maxPixels);
     try {
-      return { image: jpegWasm().decode(bytes) };
+      return { image: jpegTurbo().decode(bytes) };
     } catch {
       // Corrupt, or decoded with warnings: sharp gives its own verdict below, as for any image.
     }

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "turbojpeg",
+      "sources": ["turbojpeg.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "libraries": ["-lturbojpeg"]
+    }
+  ]
+}
