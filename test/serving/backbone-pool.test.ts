@@ -81,6 +81,25 @@ describe('backbone serving pool', () => {
     assert.ok(maxDiff(ra.subarray(0, fx.featureDim), rb.subarray(0, fx.featureDim)) > 1e-3, 'different images give different features');
   });
 
+  it('queues a second pass in each narrow thread (two per thread), each with its own features and the thread\'s own time', async () => {
+    const sets = [images(11), images(12).slice(0, 2), images(13).slice(1, 4), images(14).slice(2, 3), images(15).slice(0, 1)];
+    const wanted = await Promise.all(sets.map((s) => expected(fx, s)));
+    const solo = pool.soloPasses;
+    const narrow = [...pool.narrowPasses];
+    const started = performance.now();
+    const outs = await Promise.all(sets.map(async (s) => ({ out: await pool.runTimed(s), elapsed: performance.now() - started })));
+    assert.equal(pool.soloPasses, solo + 1, 'the first takes the solo session');
+    assert.deepEqual(pool.narrowPasses.map((n, i) => n - narrow[i]), [2, 2], 'the other four go two to each narrow thread');
+    outs.forEach(({ out }, i) => {
+      assert.equal(out.features.length, sets[i].length * fx.featureDim);
+      assert.ok(out.features.every((v, j) => Math.abs(v - wanted[i][j]) < 1e-4), `pass ${i} got its own features`);
+      assert.ok(out.computeMs > 0);
+    });
+    // The second pass on each narrow thread waited there for the first: it took longer than the thread spent on it.
+    const queued = outs.slice(1).filter(({ out, elapsed }) => elapsed > out.computeMs * 1.5);
+    assert.ok(queued.length >= 2, `passes that waited in their thread: ${queued.length}`);
+  });
+
   it('runs the pass of a request alone in the process inline, with the same features; with company, on a thread', async () => {
     let alone = true;
     const inlined = new BackbonePool({ ...onnxThreadConfig(fx)!, threads: 1 }, 2, { soloThreads: 2, inline: { threads: 2, maxMs: 1000, alone: () => alone } });

@@ -114,6 +114,30 @@ describe('micro-batcher', () => {
     assert.equal(b.load, 0);
   });
 
+  it('counts the time a pass waited in its engine\'s own queue as queue time, not compute time', async () => {
+    const fb = fakeBackbone(20);
+    const batches: { computeMs: number; queueMs: number[] }[] = [];
+    const b = new MicroBatcher({
+      name: 't',
+      maxBatchSize: 2,
+      maxDelayMs: 0,
+      maxQueue: 100,
+      featureDim: D,
+      // The engine says it spent 5 of the ~20 ms on the pass (it queued the pass behind another).
+      run: async (images: Float32Array[]) => ({ features: await fb.run(images), computeMs: 5 }),
+      onBatch: ({ computeMs, queueMs }) => batches.push({ computeMs, queueMs }),
+    });
+    assert.deepEqual(await request(b, [3, 4]), [3, 4]);
+    assert.equal(batches.length, 1);
+    assert.equal(batches[0].computeMs, 5);
+    for (const q of batches[0].queueMs) assert.ok(q >= 14, `queue time ${q} ms includes the ~15 ms waited in the engine`);
+    // An engine that gives only features: the whole pass is compute time.
+    const plain: number[] = [];
+    const c = new MicroBatcher({ name: 't', maxBatchSize: 2, maxDelayMs: 0, maxQueue: 100, featureDim: D, run: fakeBackbone(20).run, onBatch: ({ computeMs }) => plain.push(computeMs) });
+    await request(c, [1]);
+    assert.ok(plain[0] >= 19, `compute ${plain[0]} ms`);
+  });
+
   it('rejects mismatched submissions', async () => {
     const fb = fakeBackbone(0);
     const b = new MicroBatcher({ name: 't', maxBatchSize: 2, maxDelayMs: 0, maxQueue: 10, featureDim: D, run: fb.run });

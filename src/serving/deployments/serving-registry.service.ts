@@ -20,6 +20,7 @@ import { Principal } from '../../modules/auth/principal';
 import { Role } from '../../modules/auth/role';
 import { BackbonesService } from '../../training/backbones/backbones.service';
 import { preprocessPass, type BackboneSpec, type FeatureExtractor, type PassImage } from '../../training/backbones';
+import type { PassOutput } from '../../training/backbones/pass';
 import { onnxThreadConfig } from '../../training/backbones/engines/onnx-thread';
 import { BackbonePool, grayImage } from '../inference/backbone-pool';
 import { DecodeThreads, defaultDecodeSlots, defaultDecodeThreads } from '../inference/decode-thread';
@@ -83,6 +84,13 @@ export interface ReadyModel {
 }
 
 const RETRY_FAILED_MS = 10_000;
+
+/**
+ * Batches handed to each serving thread at once: the one it runs and the next, queued in the thread, so
+ * that a thread starts its next pass as soon as one ends instead of idling until the event loop, busy with
+ * HTTP under load, hands it over.
+ */
+const PASSES_PER_THREAD = 2;
 
 function emptySnapshot(): Snapshot {
   return { version: null, deployments: new Map(), byName: new Map(), aliases: new Map(), aliasesById: new Map(), grants: new Map() };
@@ -277,7 +285,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
       found = (async () => {
         const spec = await this.backbones.get(m.backbone.id);
         const extractor = await this.backbones.extractor(spec, m.backbone.featureLayer, m.backbone.inputSize);
-        let run = (images: PassImage[]) => extractor.extract(preprocessPass(images, extractor.inputSize, extractor.inputPreprocessing), images.length, { batchSize: images.length });
+        let run = (images: PassImage[]): Promise<Float32Array | PassOutput> => extractor.extract(preprocessPass(images, extractor.inputSize, extractor.inputPreprocessing), images.length, { batchSize: images.length });
         let engine = `${extractor.engine}/${extractor.backend} (main thread)`;
         let pool: BackbonePool | undefined;
         const threadConfig = onnxThreadConfig(extractor);
@@ -294,7 +302,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
             const p = new BackbonePool({ ...threadConfig, threads: intraOp, nice: this.config.serving.backboneNice }, workers, { soloThreads, inline });
             await p.start();
             pool = p;
-            run = (images) => p.run(images);
+            run = (images) => p.runTimed(images);
             const nice = p.nice !== undefined && p.nice > 0 ? `, nice ${p.nice}` : '';
             const lone = p.hasInline ? `, a lone request's pass inline x ${cores} (${p.inlineCalibrationMs!.toFixed(1)} ms)` : '';
             engine = `${extractor.engine}/${extractor.backend} (${workers} serving thread${workers > 1 ? 's' : ''} x ${intraOp} intra-op${nice}${p.hasSolo ? `, solo pass x ${soloThreads}` : ''}${lone})`;
@@ -315,7 +323,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
           maxBatchSize,
           maxDelayMs: s.maxBatchDelayMs,
           maxQueue: Math.max(s.maxQueue, maxBatchSize),
-          maxInFlight: pool?.size ?? 1,
+          maxInFlight: (pool?.size ?? 1) * PASSES_PER_THREAD,
           featureDim: extractor.featureDim,
           run: (images) => run(images),
           onBatch: ({ size, computeMs, queueMs, failed }) => {

@@ -1,5 +1,6 @@
 import { OnnxExtractorThread, PassSession, type OnnxThreadConfig } from '../../training/backbones/engines/onnx-thread';
 import type { PassImage, RawImage } from '../../training/backbones';
+import type { PassOutput } from '../../training/backbones/pass';
 
 /** A decoded mid-gray RGB image, size x size: what a pass is warmed up and timed on. */
 export function grayImage(size: number): RawImage {
@@ -34,21 +35,24 @@ export interface InlinePassOptions {
  *   pass, and running it where the request is saves packing its pixels for a thread, waking that thread
  *   and being woken by it (0.15-0.3 ms of a 3 ms pass at 224 px on a 2-core VM). onnxruntime-node runs a
  *   session on the calling thread, so the loop is blocked for the pass: hence `maxMs`.
- * At most `size` passes run at once (the micro-batcher's maxInFlight). The narrow threads run at the
+ * The micro-batcher gives the pool up to two passes per narrow thread (one running, one queued in the
+ * thread; at most `size` run at once). The narrow threads run at the
  * config's nice value (SERVING_BACKBONE_NICE), so that under load the event loop and the decode thread
  * preempt passes rather than queue behind them.
  */
 export class BackbonePool {
   private readonly narrow: OnnxExtractorThread[];
   private readonly solo: OnnxExtractorThread | undefined;
-  private readonly busy: boolean[];
+  /** Passes given to each narrow thread and not yet returned. */
+  private readonly passes: number[];
   private inline: PassSession | undefined;
   /** The inline session's latest pass (close waits for it before releasing the session). */
   private inlinePass: Promise<unknown> | undefined;
   private inFlight = 0;
-  /** Passes run on the solo thread and inline (diagnostics). */
+  /** Passes run on the solo thread, inline and on each narrow thread (diagnostics). */
   soloPasses = 0;
   inlinePasses = 0;
+  readonly narrowPasses: number[];
   /** A lone pass's time at start (ms, median of three), whether or not it qualified for the inline session. */
   inlineCalibrationMs: number | undefined;
 
@@ -58,7 +62,8 @@ export class BackbonePool {
     private readonly opts: { soloThreads?: number; inline?: InlinePassOptions } = {},
   ) {
     this.narrow = Array.from({ length: size }, () => new OnnxExtractorThread(config));
-    this.busy = new Array<boolean>(size).fill(false);
+    this.passes = new Array<number>(size).fill(0);
+    this.narrowPasses = new Array<number>(size).fill(0);
     const soloThreads = opts.soloThreads ?? 0;
     // The solo pass runs only when nothing else does: nothing to yield to, so it keeps the process's priority.
     if (soloThreads > (config.threads ?? 1)) this.solo = new OnnxExtractorThread({ ...config, threads: soloThreads, spin: true, nice: 0 });
@@ -110,8 +115,16 @@ export class BackbonePool {
     return times.sort((a, b) => a - b)[1];
   }
 
-  /** Runs inline when the request is alone, else on the solo thread when nothing else runs, else on a free narrow thread. */
+  /** One pass's features (see runTimed). */
   async run(images: PassImage[]): Promise<Float32Array> {
+    return (await this.runTimed(images)).features;
+  }
+
+  /**
+   * Runs inline when the request is alone, else on the solo thread when nothing else runs, else on the
+   * narrow thread with the fewest passes; with the time the engine spent on it.
+   */
+  async runTimed(images: PassImage[]): Promise<PassOutput> {
     if (this.inFlight === 0) {
       const inline = this.inline && this.opts.inline!.alone() ? this.inline : undefined;
       if (inline || this.solo) {
@@ -119,25 +132,29 @@ export class BackbonePool {
         try {
           if (inline) {
             this.inlinePasses++;
+            const started = performance.now();
             const pass = inline.run(images);
             this.inlinePass = pass.catch(() => undefined);
-            return await pass;
+            return { features: await pass, computeMs: performance.now() - started };
           }
           this.soloPasses++;
-          return await this.solo!.run(images);
+          return await this.solo!.runTimed(images);
         } finally {
           this.inFlight--;
         }
       }
     }
-    let i = this.busy.indexOf(false);
-    if (i < 0) i = 0;
-    this.busy[i] = true;
+    // The narrow thread with the fewest passes: a second one waits in its thread's queue and starts as
+    // soon as the first returns, without waiting for the event loop to hand it over.
+    let i = 0;
+    for (let j = 1; j < this.size; j++) if (this.passes[j] < this.passes[i]) i = j;
+    this.passes[i]++;
+    this.narrowPasses[i]++;
     this.inFlight++;
     try {
-      return await this.narrow[i].run(images);
+      return await this.narrow[i].runTimed(images);
     } finally {
-      this.busy[i] = false;
+      this.passes[i]--;
       this.inFlight--;
     }
   }

@@ -9,10 +9,11 @@
  *     waiting would only add latency: a lone request runs at once), or
  *   - the oldest queued image has waited `maxDelayMs` (images still being decoded are not waited for
  *     any longer than that).
- * At most `maxInFlight` batches run at once per backbone (one per engine thread); while they run, new
- * images queue up and form the next batch. Each caller gets the feature rows of its own images, in order.
+ * At most `maxInFlight` batches are out at once per backbone (two per engine thread: one running, the
+ * next queued in the thread); while they are, new images queue up and form the next batch. Each caller gets the feature rows of its own images, in order.
  * Images are opaque here (`T`): `run` turns a pass's images into the backbone's input.
  */
+import type { PassOutput } from '../../training/backbones/pass';
 import { OverloadedError } from '../serving.errors';
 
 export interface MicroBatcherOptions<T> {
@@ -25,8 +26,11 @@ export interface MicroBatcherOptions<T> {
   /** Forward passes that may run at once (one per engine thread; default 1). */
   maxInFlight?: number;
   featureDim: number;
-  /** One backbone forward pass: n images -> n x featureDim features. */
-  run(images: T[]): Promise<Float32Array>;
+  /**
+   * One backbone forward pass: n images -> n x featureDim features, with the engine's own time for them
+   * where it can have queued the pass behind another (that wait then counts as queue time, not compute).
+   */
+  run(images: T[]): Promise<Float32Array | PassOutput>;
   /** Called once per forward pass. */
   onBatch?(stats: { size: number; computeMs: number; queueMs: number[]; failed: boolean }): void;
 }
@@ -170,8 +174,11 @@ export class MicroBatcher<T> {
     const queueMs = items.map((q) => started - q.enqueuedAt);
     this.batches++;
     let failed = false;
+    let computeMs: number | undefined;
     try {
-      const out = await this.opts.run(images);
+      const result = await this.opts.run(images);
+      const out = result instanceof Float32Array ? result : result.features;
+      if (!(result instanceof Float32Array)) computeMs = result.computeMs;
       if (out.length !== n * D) throw new Error(`backbone returned ${out.length} values for ${n} images of ${D} features`);
       for (let i = 0; i < n; i++) {
         const { ticket, index } = items[i];
@@ -185,8 +192,10 @@ export class MicroBatcher<T> {
       for (const { ticket } of items) if (!ticket.released) ticket.reject?.(error);
     } finally {
       this.inFlight--;
+      const elapsed = performance.now() - started;
+      const waited = computeMs === undefined ? 0 : Math.max(0, elapsed - computeMs);
       try {
-        this.opts.onBatch?.({ size: n, computeMs: performance.now() - started, queueMs, failed });
+        this.opts.onBatch?.({ size: n, computeMs: elapsed - waited, queueMs: waited > 0 ? queueMs.map((q) => q + waited) : queueMs, failed });
       } catch {
         /* metrics never break serving */
       }

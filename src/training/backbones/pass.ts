@@ -9,6 +9,12 @@ import type { PreprocessingSpec } from './types';
 
 export type PassImage = RawImage | Float32Array;
 
+/** A pass's features and the time its engine spent on it (less than the caller waited when it queued there). */
+export interface PassOutput {
+  features: Float32Array;
+  computeMs: number;
+}
+
 /**
  * The pass's input tensor (n x inputSize x inputSize x 3 float32), through the training path's preprocessing.
  * `into`, when given, is filled instead of a new array (every value of the first n images is written) and

@@ -21,7 +21,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { ThreadCalls } from '../../../common/thread-calls';
 import { lowerThreadPriority } from '../../../common/thread-priority';
 import { ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../onnx/keras-to-onnx';
-import { PackedImage, packPass, PassImage, preprocessPass, unpackPass } from '../pass';
+import { PackedImage, packPass, PassImage, PassOutput, preprocessPass, unpackPass } from '../pass';
 import type { BackboneSpec, FeatureExtractor } from '../types';
 import { OnnxExtractor, ort } from './onnx-extractor';
 
@@ -55,7 +55,7 @@ export interface OnnxPassOptions {
 }
 
 type Request = { id: number; buffer: ArrayBuffer; layout: PackedImage[]; batchSize?: number };
-type Reply = { kind: 'ready'; nice?: number } | { kind: 'startError'; message: string } | { id: number; features: ArrayBuffer } | { id: number; error: string };
+type Reply = { kind: 'ready'; nice?: number } | { kind: 'startError'; message: string } | { id: number; features: ArrayBuffer; ms: number } | { id: number; error: string };
 
 const THREAD_FLAG = 'privatuneOnnxThread';
 
@@ -86,7 +86,7 @@ export function onnxThreadConfig(fx: FeatureExtractor): OnnxThreadConfig | undef
 export class OnnxExtractorThread {
   private worker: Worker | undefined;
   private starting: Promise<Worker> | undefined;
-  private readonly calls = new ThreadCalls<Float32Array>();
+  private readonly calls = new ThreadCalls<PassOutput>();
   private closed = false;
   /** The thread's nice value once started (undefined where it could not be read: not Linux). */
   nice: number | undefined;
@@ -111,7 +111,7 @@ export class OnnxExtractorThread {
           }
           return;
         }
-        this.calls.settle(m.id, 'error' in m ? { error: new Error(m.error) } : { value: new Float32Array(m.features) });
+        this.calls.settle(m.id, 'error' in m ? { error: new Error(m.error) } : { value: { features: new Float32Array(m.features), computeMs: m.ms } });
       });
       const fail = (err: Error) => {
         if (!ready) reject(err);
@@ -131,6 +131,11 @@ export class OnnxExtractorThread {
 
   /** One forward pass over the images (copied into one buffer that is transferred to the thread): n x featureDim features. */
   async run(images: PassImage[], opts: OnnxPassOptions = {}): Promise<Float32Array> {
+    return (await this.runTimed(images, opts)).features;
+  }
+
+  /** `run`, with the time the thread spent on the pass (a pass sent while another runs waits in its queue). */
+  async runTimed(images: PassImage[], opts: OnnxPassOptions = {}): Promise<PassOutput> {
     if (this.closed) throw new Error('backbone thread closed');
     const worker = await this.start();
     if (this.closed) throw new Error('backbone thread closed'); // close() began while it started: it will not wait for this pass
@@ -275,8 +280,9 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
     }
     port.on('message', async (m: Request) => {
       try {
+        const started = performance.now();
         const out = await passes.run(unpackPass(m.buffer, m.layout), m.batchSize);
-        port.postMessage({ id: m.id, features: out.buffer as ArrayBuffer } satisfies Reply, [out.buffer as ArrayBuffer]);
+        port.postMessage({ id: m.id, features: out.buffer as ArrayBuffer, ms: performance.now() - started } satisfies Reply, [out.buffer as ArrayBuffer]);
       } catch (err) {
         port.postMessage({ id: m.id, error: (err as Error).message } satisfies Reply);
       }
