@@ -121,18 +121,20 @@ describe('classify image inputs', () => {
     assert.deepEqual(fromPng, fromRaw);
   });
 
-  it('decodes on the calling thread only the one small plain JPEG of a request alone in the process', async () => {
+  it('decodes on the calling thread only the one small plain JPEG of a request, alone in the process or natively', async () => {
     const target = { inputSize: 224, preprocessing: MOBILENET_V2_SPEC.preprocessing };
     const image = async (w: number, h: number, encode: (s: sharp.Sharp) => sharp.Sharp) => {
       const rgb = Buffer.from(Array.from({ length: w * h * 3 }, (_, i) => (i * 29) % 256));
       return checkImage({ data: (await encode(sharp(rgb, { raw: { width: w, height: h, channels: 3 } })).toBuffer()).toString('base64') }, 0, limits);
     };
     const jpeg224 = await image(224, 224, (s) => s.jpeg({ quality: 90 }));
-    const alone = { requestsInFlight: 1, imagesInRequest: 1, target };
+    const alone = { requestsInFlight: 1, imagesInRequest: 1, target, native: false };
     assert.equal(decodesOnCallingThread(jpeg224, alone), true);
     assert.equal(decodesOnCallingThread(await image(160, 120, (s) => s.jpeg({ quality: 75, progressive: true })), alone), true, 'progressive, smaller');
-    assert.equal(decodesOnCallingThread(jpeg224, { ...alone, requestsInFlight: 2 }), false, 'another request in flight');
+    assert.equal(decodesOnCallingThread(jpeg224, { ...alone, requestsInFlight: 2 }), false, 'another request in flight, WebAssembly');
+    assert.equal(decodesOnCallingThread(jpeg224, { ...alone, requestsInFlight: 2, native: true }), true, 'another request in flight, native');
     assert.equal(decodesOnCallingThread(jpeg224, { ...alone, imagesInRequest: 2 }), false, 'several images');
+    assert.equal(decodesOnCallingThread(jpeg224, { ...alone, imagesInRequest: 2, native: true }), false, 'several images, native');
     assert.equal(decodesOnCallingThread(await image(225, 224, (s) => s.jpeg()), alone), false, 'larger than the input: resized in a thread');
     assert.equal(decodesOnCallingThread(await image(64, 64, (s) => s.png()), alone), false, 'not a JPEG');
     const withIcc = await image(64, 64, (s) => s.withIccProfile('srgb').jpeg());

@@ -1,5 +1,6 @@
 /**
- * Image decoding for serving, called from a worker thread instead of the event loop.
+ * Image decoding for serving, called from a worker thread instead of the event loop (except the one small
+ * JPEG of a request where that costs less: image-input.ts, decodesOnCallingThread).
  *
  * Plain JPEGs are decoded right here, synchronously, in libjpeg-turbo (image-decode.ts); other images by libvips
  * on libuv's pool, and each sharp call also spends time on its calling thread: building the pipeline from

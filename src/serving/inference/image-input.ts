@@ -13,6 +13,7 @@
 import { BadInputError } from '../../common/errors/domain-errors';
 import type { PassImage, RawImage } from '../../training/backbones';
 import { decodeEncoded, decodeForPass, decodesCheaply, passImage, type DecodeFailure, type Decoder, type PassDecoder, type PassTarget } from './image-decode';
+import { jpegNative } from './jpeg-native';
 
 export interface ImageInputLike {
   data: string;
@@ -123,14 +124,23 @@ export async function prepareChecked(img: CheckedImage, index: number, limits: I
 
 /**
  * Whether a request's image is decoded on the calling thread (the event loop) rather than in a decode
- * thread: only the one image of a request alone in the process, and only if it decodes cheaply. Nothing
- * else then needs the loop, and the hand-off to a thread and back, which wakes two sleeping threads, is pure
- * latency (bench:serving at concurrency 1: admission to decoded pixels 0.62-0.86 ms here against 0.90-1.00
- * through a thread, p50; means 0.67-0.87 against 1.24-1.27). With other requests in flight the loop has their
- * HTTP and GraphQL to do, and the threads decode several images at once.
+ * thread: only the one image of a request, only if it decodes cheaply, and only when the request is alone
+ * in the process or the decoder is the native one.
+ *
+ * Alone, nothing else needs the loop, and the hand-off to a thread and back, which wakes two sleeping
+ * threads, is pure latency (bench:serving at concurrency 1: admission to decoded pixels 0.62-0.86 ms here
+ * against 0.90-1.00 through a thread, p50, in WebAssembly). Under load the native decoder's ~0.1 ms for a
+ * 224 px JPEG costs the loop less than the hand-off costs the machine: at concurrency 32, 1.27-1.33 ms of
+ * CPU per request outside the passes against 1.46-1.48 through the threads. The WebAssembly decoder's
+ * 0.4 ms would hold up other requests' HTTP and GraphQL; requests with several images use the threads,
+ * which decode them in parallel.
  */
-export function decodesOnCallingThread(img: CheckedImage, at: { requestsInFlight: number; imagesInRequest: number; target: PassTarget }): boolean {
-  return at.requestsInFlight === 1 && at.imagesInRequest === 1 && !img.raw && decodesCheaply(img.bytes, at.target);
+export function decodesOnCallingThread(
+  img: CheckedImage,
+  at: { requestsInFlight: number; imagesInRequest: number; target: PassTarget; native?: boolean },
+): boolean {
+  const native = at.native ?? jpegNative() !== undefined;
+  return at.imagesInRequest === 1 && (at.requestsInFlight === 1 || native) && !img.raw && decodesCheaply(img.bytes, at.target);
 }
 
 function rawPixels(img: CheckedImage, raw: NonNullable<CheckedImage['raw']>): RawImage {
