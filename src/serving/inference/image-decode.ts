@@ -1,7 +1,7 @@
 /**
- * Encoded image bytes -> raw pixels: plain small JPEGs in libjpeg-turbo (native, jpeg-native.ts, else
- * WebAssembly, jpeg-wasm.ts), everything else with sharp (libvips). Kept apart from image-input.ts, whose imports are heavier, because it also runs in the
- * decode thread (decode-thread.ts).
+ * Encoded image bytes -> raw pixels: plain JPEGs in libjpeg-turbo (native, jpeg-native.ts, else
+ * WebAssembly, jpeg-wasm.ts), everything else with sharp (libvips). Kept apart from image-input.ts, whose
+ * imports are heavier, because it also runs in the decode thread (decode-thread.ts).
  */
 import type { PassImage } from '../../training/backbones/pass';
 import { preprocessRawBatch, type RawImage } from '../../training/backbones/preprocess';
@@ -71,8 +71,8 @@ export const decodeForPass: PassDecoder = async (bytes, maxPixels, target) => {
 /**
  * Decodes to raw uint8 pixels: plain JPEGs in libjpeg-turbo on this thread (`jpegTurbo`: the same pixels as
  * sharp, at 0.15-0.45x of its CPU natively; up to 512 x 512 pixels in WebAssembly, at 0.5-1x), everything
- * else in one libvips pass. Images above the pixel limit are refused from their header (sharp's limitInputPixels)
- * before any pixel is decoded. Channel handling is the training path's (decodeImage): gray, RGB and RGBA
+ * else in one libvips pass. Images above the pixel limit are refused from their header (sharp's
+ * limitInputPixels) before any pixel is decoded. Channel handling is the training path's (decodeImage): gray, RGB and RGBA
  * kept; gray + alpha keeps the gray.
  */
 export const decodeEncoded: Decoder = async (bytes, maxPixels) => {

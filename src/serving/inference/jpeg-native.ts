@@ -5,7 +5,7 @@
  * headers and a C compiler are (scripts/build-turbojpeg.js; Debian: libturbojpeg0-dev); where it could not,
  * serving decodes in WebAssembly (jpeg-wasm.ts), with the same pixels. It takes the JPEGs that
  * `turboDecodable` accepts (jpeg-header.ts), of any size (it is faster than sharp at every size measured,
- * up to 1024 x 768: the server's pixel limit bounds them), and decodes them with libjpeg's defaults, as sharp does.
+ * up to 1024 x 768; the server's pixel limit bounds them), with libjpeg's defaults, as sharp decodes them.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

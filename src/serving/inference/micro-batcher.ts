@@ -9,8 +9,9 @@
  *     waiting would only add latency: a lone request runs at once), or
  *   - the oldest queued image has waited `maxDelayMs` (images still being decoded are not waited for
  *     any longer than that).
- * At most `maxInFlight` batches are out at once per backbone (two per engine thread: one running, the
- * next queued in the thread); while they are, new images queue up and form the next batch. Each caller gets the feature rows of its own images, in order.
+ * At most `maxInFlight` batches are out at once per backbone (the server gives two per engine thread: one
+ * running, the next queued in the thread); while they are, new images queue up and form the next batch.
+ * Each caller gets the feature rows of its own images, in order.
  * Images are opaque here (`T`): `run` turns a pass's images into the backbone's input.
  */
 import type { PassOutput } from '../../training/backbones/pass';
@@ -23,7 +24,7 @@ export interface MicroBatcherOptions<T> {
   maxDelayMs: number;
   /** Most admitted images (being decoded, queued or computed) at once. */
   maxQueue: number;
-  /** Forward passes that may run at once (one per engine thread; default 1). */
+  /** Forward passes handed out at once, running or queued in an engine thread (default 1). */
   maxInFlight?: number;
   featureDim: number;
   /**
