@@ -31,6 +31,7 @@ import { TrainedModel } from '../models/model.entity';
 import { ModelRef } from '../models/model-ref';
 import { ModelNotDeployedError, ModelNotFoundError, ModelNotReadyError } from '../serving.errors';
 import { servingMetrics } from '../serving.metrics';
+import { jpegNative } from '../inference/jpeg-native';
 
 export interface DeployedInfo {
   id: string;
@@ -148,6 +149,7 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
 
   onApplicationBootstrap(): void {
     if (!this.enabled) return;
+    this.logger.log({ msg: 'JPEG decoding', decoder: jpegNative() ? 'native libjpeg-turbo' : 'libjpeg-turbo in WebAssembly (native/turbojpeg was not built by npm install)' });
     this.readiness.register('models', () => this.readinessReport());
     servingMetrics.inFlight.addCallback((r) => {
       for (const rt of this.loadedRuntimes.values()) r.observe(rt.batcher.load, { backbone: rt.key });
