@@ -17,8 +17,8 @@ import { availableParallelism } from 'node:os';
 import { cpuUsage } from 'node:process';
 import sharp from 'sharp';
 import { DecodeThreads } from '../src/serving/inference/decode-thread';
-import { jpegTurbo } from '../src/serving/inference/image-decode';
-import { readJpegHeader, turboDecodable } from '../src/serving/inference/jpeg-header';
+import { jpegTurbo, turboTakes } from '../src/serving/inference/image-decode';
+import { readJpegHeader } from '../src/serving/inference/jpeg-header';
 import { createJpegNativeDecoder, jpegNative } from '../src/serving/inference/jpeg-native';
 import { createJpegWasmDecoder, jpegWasm, WASM_MAX_PIXELS } from '../src/serving/inference/jpeg-wasm';
 
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
         nativeMs: native ? mean(nativeMs) : undefined,
         wasmMs: mean(wasmMs),
         sharpMs: mean(sharpMs),
-        serverPicks: header && turboDecodable(header) && w * h <= jpegTurbo().maxPixels ? serverTurbo : 'sharp',
+        serverPicks: header && turboTakes(header) ? serverTurbo : 'sharp',
         serverPerSecond,
         sharpPerSecond,
       });

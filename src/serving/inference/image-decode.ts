@@ -6,7 +6,7 @@
 import type { PassImage } from '../../training/backbones/pass';
 import { preprocessRawBatch, type RawImage } from '../../training/backbones/preprocess';
 import type { PreprocessingSpec } from '../../training/backbones/types';
-import { readJpegHeader, turboDecodable } from './jpeg-header';
+import { readJpegHeader, turboDecodable, type JpegHeader } from './jpeg-header';
 import { jpegNative } from './jpeg-native';
 import { jpegWasm } from './jpeg-wasm';
 
@@ -49,6 +49,11 @@ export function jpegTurbo(): { readonly maxPixels: number; decode(bytes: Uint8Ar
   return jpegNative() ?? jpegWasm();
 }
 
+/** Whether this thread's libjpeg-turbo decodes the JPEG (rather than sharp): a plain one, within its size. */
+export function turboTakes(jpeg: JpegHeader): boolean {
+  return turboDecodable(jpeg) && jpeg.width * jpeg.height <= jpegTurbo().maxPixels;
+}
+
 /**
  * Whether decoding these bytes on the calling thread costs it little, bounded time: a plain JPEG that
  * libjpeg-turbo takes, no larger than the backbone's input (nothing to resize) and no larger in bytes
@@ -57,9 +62,9 @@ export function jpegTurbo(): { readonly maxPixels: number; decode(bytes: Uint8Ar
  */
 export function decodesCheaply(bytes: Uint8Array, target: PassTarget): boolean {
   const jpeg = readJpegHeader(bytes);
-  if (!jpeg || !turboDecodable(jpeg)) return false;
+  if (!jpeg || !turboTakes(jpeg)) return false;
   const pixels = jpeg.width * jpeg.height;
-  return pixels <= target.inputSize * target.inputSize && pixels <= jpegTurbo().maxPixels && bytes.length <= pixels * jpeg.components;
+  return pixels <= target.inputSize * target.inputSize && bytes.length <= pixels * jpeg.components;
 }
 
 /** decodeEncoded, then passImage, on the calling thread. */
@@ -72,12 +77,12 @@ export const decodeForPass: PassDecoder = async (bytes, maxPixels, target) => {
  * Decodes to raw uint8 pixels: plain JPEGs in libjpeg-turbo on this thread (`jpegTurbo`: the same pixels as
  * sharp, at 0.15-0.45x of its CPU natively; up to 512 x 512 pixels in WebAssembly, at 0.5-1x), everything
  * else in one libvips pass. Images above the pixel limit are refused from their header (sharp's
- * limitInputPixels) before any pixel is decoded. Channel handling is the training path's (decodeImage): gray, RGB and RGBA
- * kept; gray + alpha keeps the gray.
+ * limitInputPixels) before any pixel is decoded. Channel handling is the training path's (decodeImage):
+ * gray, RGB and RGBA kept; gray + alpha keeps the gray.
  */
 export const decodeEncoded: Decoder = async (bytes, maxPixels) => {
   const jpeg = readJpegHeader(bytes);
-  if (jpeg && turboDecodable(jpeg) && jpeg.width * jpeg.height <= jpegTurbo().maxPixels) {
+  if (jpeg && turboTakes(jpeg)) {
     if (jpeg.width * jpeg.height > maxPixels) return tooLarge(maxPixels);
     try {
       return { image: jpegTurbo().decode(bytes) };
