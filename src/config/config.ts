@@ -70,9 +70,14 @@ export interface ServingConfig {
   maxImagePixels: number;
   /**
    * Most images in one backbone forward pass; 0: auto (4 on CPU serving threads, where larger batches only
-   * cost cache misses at 224 px, 32 elsewhere).
+   * cost cache misses at 224 px and a pass saves only hand-offs, 32 elsewhere).
    */
   maxBatchSize: number;
+  /**
+   * Most images per engine run within a pass on a CPU serving thread (a larger pass runs in chunks of it);
+   * 0: measured when the backbone loads (1, 2 or 4: whichever the threads run fastest).
+   */
+  imagesPerRun: number;
   /** Longest a queued image waits for companions while more images are being decoded. */
   maxBatchDelayMs: number;
   /** Most images admitted per backbone (being decoded or waiting for the backbone); more are refused (OVERLOADED). */
@@ -199,6 +204,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxImageBytes: readInt(env, 'SERVING_MAX_IMAGE_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
       maxImagePixels: readInt(env, 'SERVING_MAX_IMAGE_PIXELS', 4096 * 4096, 1, 100_000_000),
       maxBatchSize: readInt(env, 'SERVING_MAX_BATCH_SIZE', 0, 0, 1024),
+      imagesPerRun: readInt(env, 'SERVING_IMAGES_PER_RUN', 0, 0, 1024),
       maxBatchDelayMs: readInt(env, 'SERVING_MAX_BATCH_DELAY_MS', 5, 0, 10_000),
       maxQueue: readInt(env, 'SERVING_MAX_QUEUE', 256, 1, 100_000),
       requestTimeoutMs: readInt(env, 'SERVING_REQUEST_TIMEOUT_MS', 10_000, 10, 600_000),

@@ -30,5 +30,9 @@ export const servingMetrics = {
     advice: { explicitBucketBoundaries: SECONDS },
   }),
   inFlight: meter.createObservableGauge('privatune_inference_in_flight', { description: 'Images admitted per backbone (decoding, queued or computing)' }),
+  batchLimits: meter.createObservableGauge('privatune_serving_batch_limit', {
+    description:
+      'Most images per forward pass (limit="pass": SERVING_MAX_BATCH_SIZE) and per engine run within it (limit="run": SERVING_IMAGES_PER_RUN, or measured when the backbone loads), by backbone',
+  }),
   deployedModels: meter.createObservableGauge('privatune_serving_models', { description: 'Deployed models on this replica by readiness status' }),
 };

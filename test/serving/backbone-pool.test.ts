@@ -159,6 +159,38 @@ describe('backbone serving pool', () => {
     }
   });
 
+  it('measures its narrow threads at each number of images per engine run, keeps the fastest, and runs narrow passes in runs of it', async () => {
+    const tuned = new BackbonePool({ ...onnxThreadConfig(fx)!, threads: 1 }, 2, { soloThreads: 2 });
+    const asked: (number | undefined)[] = [];
+    const runTimed = OnnxExtractorThread.prototype.runTimed;
+    try {
+      await tuned.start();
+      assert.equal(tuned.imagesPerRun, undefined, 'a whole pass per run until measured');
+      const rates = await tuned.tuneImagesPerRun([1, 2, 4], 4, { passesPerThread: 1, rounds: 2 });
+      assert.deepEqual([...rates.keys()], [1, 2, 4]);
+      for (const [n, rate] of rates) assert.ok(Number.isFinite(rate) && rate > 0, `${n} per run: ${rate} images/s`);
+      assert.equal(rates.get(tuned.imagesPerRun!), Math.max(...rates.values()), 'the fastest is kept');
+      assert.equal(tuned.soloPasses + tuned.narrowPasses.reduce((a, b) => a + b, 0), 0, 'measured on the threads, not counted as served passes');
+
+      OnnxExtractorThread.prototype.runTimed = function (this: OnnxExtractorThread, imgs, opts) {
+        asked.push(opts?.batchSize);
+        return runTimed.call(this, imgs, opts);
+      };
+      tuned.imagesPerRun = 1;
+      const a = images(41);
+      const b = images(42).slice(0, 3);
+      const [ea, eb] = [await expected(fx, a), await expected(fx, b)];
+      const [lone, ra, rb] = await Promise.all([tuned.run(images(43)), tuned.run(a), tuned.run(b)]);
+      assert.equal(lone.length, 4 * fx.featureDim);
+      assert.ok(ra.every((v, i) => Math.abs(v - ea[i]) < 1e-4), 'narrow pass a, one image per run');
+      assert.ok(rb.every((v, i) => Math.abs(v - eb[i]) < 1e-4), 'narrow pass b, one image per run');
+      assert.deepEqual(asked, [undefined, 1, 1], 'the solo pass runs whole; the narrow passes in runs of imagesPerRun');
+    } finally {
+      OnnxExtractorThread.prototype.runTimed = runTimed;
+      await tuned.close();
+    }
+  });
+
   it('has no solo session when it would not have more threads than the narrow ones', () => {
     const config = onnxThreadConfig(fx)!;
     assert.equal(new BackbonePool({ ...config, threads: 2 }, 1, { soloThreads: 2 }).hasSolo, false);

@@ -263,6 +263,15 @@ describe('model serving end to end', () => {
     assert.ok(metricSum(metricsAfter, 'privatune_inference_requests_total', (l) => l.includes('model="fashion"') && l.includes('outcome="ok"')) >= n * 2);
   });
 
+  it('runs CPU passes of up to 4 images in engine runs of the size its serving threads ran fastest when the backbone loaded', async () => {
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const limit = (which: string) => metricSum(metrics, 'privatune_serving_batch_limit', (l) => l.includes(`limit="${which}"`));
+    assert.equal(limit('pass'), 4, 'SERVING_MAX_BATCH_SIZE=0 on CPU: 4');
+    assert.ok([1, 2, 4].includes(limit('run')), `images per run: ${limit('run')}`);
+    const ready = server.logs.find((l) => l.includes('"model ready"') && l.includes('fashion@1'));
+    assert.match(ready ?? '', new RegExp(`${limit('run')} images? per run \\(images/s \\d+ at 1, \\d+ at 2, \\d+ at 4\\)`), ready);
+  });
+
   it('exports every serving metric the provisioned Grafana dashboard queries', async () => {
     const dashboard = JSON.parse(readFileSync(join(__dirname, '../../../deploy/grafana/dashboards/privatune.json'), 'utf8'));
     const queried = new Set<string>(dashboard.panels.flatMap((p: any) => (p.targets ?? []).flatMap((t: any) => t.expr.match(/\bprivatune_(inference|serving)_[a-z0-9_]+/g) ?? [])));
@@ -292,12 +301,16 @@ describe('model serving end to end', () => {
   });
 
   it('serves the same deployments from a second API replica and follows alias moves without restart', async () => {
-    replica = await startServer({ ...env(), PRIVATUNE_ROLE: 'api' });
+    // This replica is told its engine run size instead of measuring it.
+    replica = await startServer({ ...env(), PRIVATUNE_ROLE: 'api', SERVING_IMAGES_PER_RUN: '2' });
     await waitReady(replica.url, 60_000);
     const ready = (await (await fetch(`${replica.url}/health/ready`)).json()) as any;
     assert.deepEqual(ready.checks.models.models, { 'fashion@1': 'ready', 'fashion@2': 'ready' });
     const first = await classify(client, { model: 'fashion@production', images: [png(3)] }, replica.url);
     assert.equal(first.data?.classify.modelId, models.v2, JSON.stringify(first));
+    const replicaMetrics = await (await fetch(`${replica.url}/metrics`)).text();
+    assert.equal(metricSum(replicaMetrics, 'privatune_serving_batch_limit', (l) => l.includes('limit="run"')), 2, 'SERVING_IMAGES_PER_RUN=2');
+    assert.ok(!replica.logs.some((l) => l.includes('per run (images/s')), 'nothing measured');
 
     // Moved through the first replica; the second sees it within a few sync periods.
     await as(engineer, 'mutation { setModelAlias(input: { model: "fashion@1", alias: "production" }) { ref } }');

@@ -92,6 +92,8 @@ const RETRY_FAILED_MS = 10_000;
  * HTTP under load, hands it over.
  */
 const PASSES_PER_THREAD = 2;
+/** Images per session.run that a CPU backbone's serving threads are measured at when SERVING_IMAGES_PER_RUN is 0 (auto). */
+const RUN_SIZES = [1, 2, 4];
 
 function emptySnapshot(): Snapshot {
   return { version: null, deployments: new Map(), byName: new Map(), aliases: new Map(), aliasesById: new Map(), grants: new Map() };
@@ -153,6 +155,12 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
     this.readiness.register('models', () => this.readinessReport());
     servingMetrics.inFlight.addCallback((r) => {
       for (const rt of this.loadedRuntimes.values()) r.observe(rt.batcher.load, { backbone: rt.key });
+    });
+    servingMetrics.batchLimits.addCallback((r) => {
+      for (const rt of this.loadedRuntimes.values()) {
+        r.observe(rt.batcher.opts.maxBatchSize, { backbone: rt.key, limit: 'pass' });
+        r.observe(rt.pool?.imagesPerRun ?? rt.batcher.opts.maxBatchSize, { backbone: rt.key, limit: 'run' });
+      }
     });
     servingMetrics.deployedModels.addCallback((r) => {
       const counts: Record<string, number> = { WARMING: 0, READY: 0, FAILED: 0 };
@@ -319,7 +327,17 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
         // On CPU, batching adds no throughput (ONNX Runtime at 224 px: batch 32 runs at 0.6-0.7 of batch 1's
         // images/s, its activations overflow the caches); small batches keep the tail short. bench:serving at
         // concurrency 32: max batch 4 -> 286 images/s, p99 147 ms; max batch 32 -> 245 images/s, p99 630-680 ms.
+        // A pass of 4 saves the event loop hand-offs; the threads run it in engine runs of the size they run
+        // fastest on this machine (BackbonePool.tuneImagesPerRun).
         const maxBatchSize = s.maxBatchSize || (pool && !gpu ? 4 : 32);
+        if (pool && !gpu && maxBatchSize > 1) {
+          if (s.imagesPerRun) {
+            pool.imagesPerRun = s.imagesPerRun;
+          } else {
+            const rates = await pool.tuneImagesPerRun(RUN_SIZES.filter((n) => n <= maxBatchSize), Math.min(maxBatchSize, Math.max(...RUN_SIZES)));
+            engine += `, ${pool.imagesPerRun} image${pool.imagesPerRun === 1 ? '' : 's'} per run (images/s ${[...rates].map(([n, r]) => `${r.toFixed(0)} at ${n}`).join(', ')})`;
+          }
+        }
         const batcher = new MicroBatcher<PassImage>({
           name: key,
           maxBatchSize,

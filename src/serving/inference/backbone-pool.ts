@@ -36,7 +36,8 @@ export interface InlinePassOptions {
  *   and being woken by it (0.15-0.3 ms of a 3 ms pass at 224 px on a 2-core VM). onnxruntime-node runs a
  *   session on the calling thread, so the loop is blocked for the pass: hence `maxMs`.
  * The micro-batcher gives the pool up to two passes per narrow thread (one running, one queued in the
- * thread; at most `size` run at once). The narrow threads run at the
+ * thread; at most `size` run at once), and a narrow thread runs a pass in engine runs of `imagesPerRun`
+ * images (tuneImagesPerRun). The narrow threads run at the
  * config's nice value (SERVING_BACKBONE_NICE), so that under load the event loop and the decode thread
  * preempt passes rather than queue behind them.
  */
@@ -55,6 +56,11 @@ export class BackbonePool {
   readonly narrowPasses: number[];
   /** A lone pass's time at start (ms, median of three), whether or not it qualified for the inline session. */
   inlineCalibrationMs: number | undefined;
+  /**
+   * Images per session.run on the narrow threads: a larger pass runs in chunks of this many, one after the
+   * other (undefined: the whole pass at once). See tuneImagesPerRun.
+   */
+  imagesPerRun: number | undefined;
 
   constructor(
     private readonly config: OnnxThreadConfig,
@@ -115,6 +121,38 @@ export class BackbonePool {
     return times.sort((a, b) => a - b)[1];
   }
 
+  /**
+   * Measures the narrow threads' images/s at each number of images per session.run, on passes of
+   * `passSize` gray images, every thread at once as under load, and keeps the fastest. Batching a pass
+   * saves hand-offs between the event loop and a thread, but ONNX Runtime on CPU runs a batch no faster
+   * per image, and on some machines slower: a batch's activations overflow the caches the threads share
+   * (on a 2-core Zen 5 VM at 224 px, runs of 4 images at 0.85-0.92 of runs of 1). Each size is measured
+   * `rounds` times, interleaved, and its best kept, so that a slow moment of a shared machine can only
+   * understate a size; its first pass, which sizes the session's buffers for that shape, is not timed.
+   */
+  async tuneImagesPerRun(sizes: number[], passSize: number, opts: { passesPerThread?: number; rounds?: number } = {}): Promise<Map<number, number>> {
+    const pass = new Array<PassImage>(passSize).fill(grayImage(this.config.inputSize));
+    const all = (batchSize: number, passes: number) =>
+      Promise.all(
+        this.narrow.map(async (t) => {
+          for (let i = 0; i < passes; i++) await t.run(pass, { batchSize });
+        }),
+      );
+    const rates = new Map<number, number>();
+    for (const size of sizes) await all(size, 1);
+    const passes = opts.passesPerThread ?? 2;
+    for (let round = 0; round < (opts.rounds ?? 2); round++) {
+      for (const size of sizes) {
+        const started = performance.now();
+        await all(size, passes);
+        const rate = (this.size * passes * passSize * 1000) / (performance.now() - started);
+        rates.set(size, Math.max(rates.get(size) ?? 0, rate));
+      }
+    }
+    this.imagesPerRun = [...rates].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+    return rates;
+  }
+
   /** One pass's features (see runTimed). */
   async run(images: PassImage[]): Promise<Float32Array> {
     return (await this.runTimed(images)).features;
@@ -152,7 +190,7 @@ export class BackbonePool {
     this.narrowPasses[i]++;
     this.inFlight++;
     try {
-      return await this.narrow[i].runTimed(images);
+      return await this.narrow[i].runTimed(images, { batchSize: this.imagesPerRun });
     } finally {
       this.passes[i]--;
       this.inFlight--;
