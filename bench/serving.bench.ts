@@ -530,6 +530,8 @@ async function main(): Promise<void> {
     const metricsText = await (await fetch(`${base}/metrics`)).text();
     const batchCount = Number(/^privatune_inference_batch_size_count\{[^}]*\} (\S+)/m.exec(metricsText)?.[1] ?? NaN);
     const batchSum = Number(/^privatune_inference_batch_size_sum\{[^}]*\} (\S+)/m.exec(metricsText)?.[1] ?? NaN);
+    // The server's own batch limits: SERVING_MAX_BATCH_SIZE, and the engine run size it measured (or was told).
+    const batchLimit = (limit: string) => Number(new RegExp(`^privatune_serving_batch_limit\\{[^}]*limit="${limit}"[^}]*\\} (\\S+)`, 'm').exec(metricsText)?.[1] ?? NaN);
     const report = {
       node: process.version,
       cpus: `${availableParallelism()} x ${cpus()[0]?.model ?? 'unknown'}`,
@@ -549,6 +551,7 @@ async function main(): Promise<void> {
       decodePerSecond,
       ratioBound: floors.map((r) => ({ concurrency: r.concurrency, bound: 1 / best / (1 / best + 1 / r.imagesPerSecond + 1 / decodePerSecond) })),
       meanServerBatch: batchSum / batchCount,
+      serverBatchLimits: { pass: batchLimit('pass'), run: batchLimit('run') },
       duringFinetune,
       decodeSingleMs,
       // Against the (faster) single-image time measured just before and after concurrency 1.
@@ -573,7 +576,10 @@ async function main(): Promise<void> {
       console.log('');
     };
     console.log(`Node ${report.node}, ${report.cpus}, load average ${report.loadavg.join(' ')}; engine ${report.engine}`);
-    console.log(`model input ${SIZE} px (block_13_expand_relu), JPEG ${IMAGE_W}x${IMAGE_H} per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH_ARG ?? 'auto'}, ${SECONDS} s per level\n`);
+    console.log(
+      `model input ${SIZE} px (block_13_expand_relu), JPEG ${IMAGE_W}x${IMAGE_H} per request, SERVING_MAX_BATCH_SIZE=${MAX_BATCH_ARG ?? 'auto'} ` +
+        `(server: passes of up to ${report.serverBatchLimits.pass} images, engine runs of ${report.serverBatchLimits.run}), ${SECONDS} s per level\n`,
+    );
     console.log(`| path | concurrency | images/s | p50 ms | p99 ms | raw engine around it, best configuration: images/s (single ms) | ratio to raw around it | ratio to raw of the whole run (best configuration) |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const [i, { label }] of rawConfigs.entries()) {
