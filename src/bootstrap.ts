@@ -19,6 +19,9 @@ export async function bootstrap(config: AppConfig, logger: JsonLogger): Promise<
     const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, databaseUrl: database.url, logger }), {
       logger,
       bufferLogs: false,
+      // Only the JSON parser below: no route takes forms, and Nest's default urlencoded parser would check
+      // every request's content type.
+      bodyParser: false,
     });
     app.disable('x-powered-by');
     // No ETag computed for every response (a SHA-1 of each GraphQL answer): POST answers are never
