@@ -278,7 +278,11 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
       port.postMessage({ kind: 'startError', message: (err as Error).message } satisfies Reply);
       return;
     }
-    port.on('message', async (m: Request) => {
+    // One pass at a time, in the order sent. onnxruntime-node starts a run from setImmediate, so a pass that
+    // arrives while another awaits its run would otherwise start its clock (and prepare its input) at once,
+    // and report the wait for the other as its own time.
+    let previous: Promise<void> = Promise.resolve();
+    const runPass = async (m: Request) => {
       try {
         const started = performance.now();
         const out = await passes.run(unpackPass(m.buffer, m.layout), m.batchSize);
@@ -286,6 +290,9 @@ if (!isMainThread && parentPort && workerData?.[THREAD_FLAG]) {
       } catch (err) {
         port.postMessage({ id: m.id, error: (err as Error).message } satisfies Reply);
       }
+    };
+    port.on('message', (m: Request) => {
+      previous = previous.then(() => runPass(m));
     });
     port.postMessage({ kind: 'ready', nice } satisfies Reply);
   })();
