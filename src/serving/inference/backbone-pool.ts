@@ -7,6 +7,19 @@ export function grayImage(size: number): RawImage {
   return { data: new Uint8Array(size * size * 3).fill(128), width: size, height: size, channels: 3 };
 }
 
+/**
+ * The fewest images per engine run whose measured rate is within `tolerance` of the best. The measurement
+ * sees the passes alone; in the server a smaller run also leaves more of the caches to the event loop and
+ * the decoding (at 32 clients on a 2-core VM, 0.46-0.48 ms of event loop per request with runs of 1
+ * against 0.62-0.67 with runs of 4), and a server that measured runs of 2 at a few percent faster than 1,
+ * in the noise of a shared machine, served 10% fewer images than one that kept 1 (docs/benchmarks.md).
+ */
+export function chooseImagesPerRun(rates: Map<number, number>, tolerance = 0.03): number {
+  if (rates.size === 0) throw new Error('no engine run size measured');
+  const best = Math.max(...rates.values());
+  return Math.min(...[...rates].filter(([, rate]) => rate >= best * (1 - tolerance)).map(([size]) => size));
+}
+
 /** A session on the main thread for the pass of a request that is alone in the process. */
 export interface InlinePassOptions {
   /** Its intra-op threads (all cores). */
@@ -123,12 +136,13 @@ export class BackbonePool {
 
   /**
    * Measures the narrow threads' images/s at each number of images per session.run, on passes of
-   * `passSize` gray images, every thread at once as under load, and keeps the fastest. Batching a pass
-   * saves hand-offs between the event loop and a thread, but ONNX Runtime on CPU runs a batch no faster
-   * per image, and on some machines slower: a batch's activations overflow the caches the threads share
-   * (on a 2-core Zen 5 VM at 224 px, runs of 4 images at 0.85-0.92 of runs of 1). Each size is measured
-   * `rounds` times, interleaved, and its best kept, so that a slow moment of a shared machine can only
-   * understate a size; its first pass, which sizes the session's buffers for that shape, is not timed.
+   * `passSize` gray images, every thread at once as under load, and keeps one (chooseImagesPerRun).
+   * Batching a pass saves hand-offs between the event loop and a thread, but ONNX Runtime on CPU runs a
+   * batch no faster per image, and on some machines slower: a batch's activations overflow the caches the
+   * threads share (on a 2-core Zen 5 VM at 224 px, runs of 4 images at 0.81-0.95 of runs of 1). Each size
+   * is measured `rounds` times, interleaved, and its best kept, so that a slow moment of a shared machine
+   * can only understate a size; its first pass, which sizes the session's buffers for that shape, is not
+   * timed.
    */
   async tuneImagesPerRun(sizes: number[], passSize: number, opts: { passesPerThread?: number; rounds?: number } = {}): Promise<Map<number, number>> {
     const pass = new Array<PassImage>(passSize).fill(grayImage(this.config.inputSize));
@@ -141,7 +155,7 @@ export class BackbonePool {
     const rates = new Map<number, number>();
     for (const size of sizes) await all(size, 1);
     const passes = opts.passesPerThread ?? 2;
-    for (let round = 0; round < (opts.rounds ?? 2); round++) {
+    for (let round = 0; round < (opts.rounds ?? 3); round++) {
       for (const size of sizes) {
         const started = performance.now();
         await all(size, passes);
@@ -149,7 +163,7 @@ export class BackbonePool {
         rates.set(size, Math.max(rates.get(size) ?? 0, rate));
       }
     }
-    this.imagesPerRun = [...rates].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+    this.imagesPerRun = chooseImagesPerRun(rates);
     return rates;
   }
 
