@@ -77,14 +77,17 @@ describe('decode thread', () => {
   });
 
   it('fails the decodes a dead thread held and starts a new one for the next', async () => {
-    const file = await jpeg(6, 480, 480); // a few ms to decode: the thread is stopped while it holds it
-    await thread.decode(file, limits.maxImagePixels); // the thread is up
+    // Tens of ms to decode even natively (480 x 480 took 0.5 ms, and was sometimes decoded before the
+    // thread stopped): the thread is stopped while it holds it.
+    const file = await jpeg(6, 2000, 2000);
+    const pixels = 1 << 22;
+    await thread.decode(file, pixels); // the thread is up
     const worker = (thread as unknown as { worker: import('node:worker_threads').Worker }).worker;
-    const held = thread.decode(file, limits.maxImagePixels);
+    const held = thread.decode(file, pixels);
     await worker.terminate();
     await assert.rejects(held, /decode thread exited/);
-    const again = await thread.decode(file, limits.maxImagePixels);
-    assert.ok('image' in again && again.image.width === 480);
+    const again = await thread.decode(file, pixels);
+    assert.ok('image' in again && again.image.width === 2000);
   });
 
   it('spreads concurrent decodes over a pool of threads, a lone one to the first, each answered with its own image', async () => {
