@@ -75,7 +75,7 @@ export interface ServingConfig {
   maxBatchSize: number;
   /**
    * Most images per engine run within a pass on a CPU serving thread (a larger pass runs in chunks of it);
-   * 0: measured when the backbone loads (1, 2 or 4: whichever the threads run fastest).
+   * 0: measured when the backbone loads (1, 2 or 4: the fewest within 3% of the fastest).
    */
   imagesPerRun: number;
   /** Longest a queued image waits for companions while more images are being decoded. */
