@@ -327,8 +327,9 @@ export class ServingRegistry implements OnApplicationBootstrap, OnApplicationShu
         // On CPU, batching adds no throughput (ONNX Runtime at 224 px: batch 32 runs at 0.6-0.7 of batch 1's
         // images/s, its activations overflow the caches); small batches keep the tail short. bench:serving at
         // concurrency 32: max batch 4 -> 286 images/s, p99 147 ms; max batch 32 -> 245 images/s, p99 630-680 ms.
-        // A pass of 4 saves the event loop hand-offs; the threads run it in engine runs of the size they run
-        // fastest on this machine (BackbonePool.tuneImagesPerRun).
+        // A pass of 4 saves the event loop hand-offs; the threads run it in engine runs of the size measured
+        // best on this machine (BackbonePool.tuneImagesPerRun: ~0.3 s at 224 px on 2 cores, while the backbone
+        // loads, so under whatever else the process serves then; SERVING_IMAGES_PER_RUN pins it).
         const maxBatchSize = s.maxBatchSize || (pool && !gpu ? 4 : 32);
         if (pool && !gpu && maxBatchSize > 1) {
           if (s.imagesPerRun) {
