@@ -1,5 +1,5 @@
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
-import { DynamicModule, Global, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { DynamicModule, Global, Module } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
@@ -10,7 +10,6 @@ import { createErrorFormatter } from './common/graphql/format-error';
 import { queryLimitsPlugin } from './common/graphql/query-limits.plugin';
 import { noStorePlugin } from './common/graphql/no-store.plugin';
 import { JsonLogger } from './common/logging/json-logger';
-import { requestMiddleware } from './common/http/request.middleware';
 import { DashboardModule } from './dashboard/dashboard.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { dataSourceOptions } from './modules/database/data-source';
@@ -32,7 +31,7 @@ class ConfigModule {
 }
 
 @Module({})
-export class AppModule implements NestModule {
+export class AppModule {
   static forRoot(opts: { config: AppConfig; databaseUrl: string; logger: JsonLogger }): DynamicModule {
     const { config, logger } = opts;
     const development = config.nodeEnv === 'development';
@@ -70,9 +69,5 @@ export class AppModule implements NestModule {
         DashboardModule,
       ],
     };
-  }
-
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(requestMiddleware).forRoutes('*path');
   }
 }

@@ -2,6 +2,8 @@ import { NestFactory } from '@nestjs/core';
 import net from 'node:net';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
+import { graphqlBodyErrors, JSON_BODY_LIMIT } from './common/http/body-errors';
+import { requestMiddleware } from './common/http/request.middleware';
 import type { AppConfig } from './config/config';
 import type { JsonLogger } from './common/logging/json-logger';
 import { runMigrations } from './modules/database/data-source';
@@ -27,6 +29,9 @@ export async function bootstrap(config: AppConfig, logger: JsonLogger): Promise<
     // No ETag computed for every response (a SHA-1 of each GraphQL answer): POST answers are never
     // revalidated. The dashboard sets its own ETag on its assets, and Express still answers 304 to those.
     app.set('etag', false);
+    // First, so that every request, one whose body cannot be parsed included, has its id, span, duration
+    // and access line.
+    app.use(requestMiddleware);
     if (config.role === 'worker') {
       // Worker replicas run jobs and expose health and metrics; the API is served by `all` / `api` processes.
       app.use('/graphql', (_req: unknown, res: { status(n: number): { json(body: unknown): void } }) =>
@@ -39,7 +44,8 @@ export async function bootstrap(config: AppConfig, logger: JsonLogger): Promise<
       if (draining) res.setHeader('Connection', 'close');
       next();
     });
-    app.useBodyParser('json', { limit: '64mb' });
+    app.useBodyParser('json', { limit: JSON_BODY_LIMIT });
+    app.use('/graphql', graphqlBodyErrors);
     await app.listen(config.port, config.host);
     const server = app.getHttpServer();
     let connections = 0;

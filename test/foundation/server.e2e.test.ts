@@ -179,6 +179,43 @@ describe('server end to end (DATABASE_URL)', () => {
     if (password) assert.doesNotMatch(all, new RegExp(password));
   });
 
+  it('answers a body that is not JSON, or too large, as GraphQL errors (BAD_REQUEST, PAYLOAD_TOO_LARGE), with a request id and an access line', async () => {
+    const res = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}`, 'x-request-id': 'not-json-1' },
+      body: '{"query": { me { id } }',
+    });
+    assert.equal(res.status, 400);
+    assert.equal(res.headers.get('x-request-id'), 'not-json-1');
+    const body = (await res.json()) as { errors: { message: string; extensions: { code: string } }[] };
+    assert.equal(body.errors[0].extensions.code, 'BAD_REQUEST');
+    assert.match(body.errors[0].message, /not valid JSON/);
+
+    // Refused from its Content-Length; the parser reads the rest off (unbuffered) before answering.
+    const mb = Buffer.alloc(1 << 20, 0x20);
+    const tooLarge = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(65 * mb.length), 'x-request-id': 'too-large-1' } }, (r) => {
+        let text = '';
+        r.on('data', (c: Buffer) => (text += c.toString()));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      void (async () => {
+        for (let i = 0; i < 65; i++) if (!req.write(mb)) await new Promise((r) => req.once('drain', r));
+        req.end();
+      })();
+    });
+    assert.equal(tooLarge.status, 413);
+    assert.equal(JSON.parse(tooLarge.body).errors[0].extensions.code, 'PAYLOAD_TOO_LARGE');
+
+    await new Promise((r) => setTimeout(r, 200));
+    const access = server.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.msg === 'request');
+    assert.equal(access.find((l) => l.requestId === 'not-json-1')?.status, 400);
+    assert.equal(access.find((l) => l.requestId === 'too-large-1')?.status, 413);
+    const health = await fetch(`${server.url}/health/live`);
+    assert.equal(health.status, 200, 'the server is still up');
+  });
+
   it('runs worker replicas on the same database without a GraphQL endpoint', async () => {
     const worker = await startServer({ ...env(), PRIVATUNE_ROLE: 'worker' });
     try {
