@@ -187,6 +187,7 @@ describe('server end to end (DATABASE_URL)', () => {
     });
     assert.equal(res.status, 400);
     assert.equal(res.headers.get('x-request-id'), 'not-json-1');
+    assert.equal(res.headers.get('cache-control'), 'no-store');
     const body = (await res.json()) as { errors: { message: string; extensions: { code: string } }[] };
     assert.equal(body.errors[0].extensions.code, 'BAD_REQUEST');
     assert.match(body.errors[0].message, /not valid JSON/);
